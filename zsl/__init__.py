@@ -1,0 +1,60 @@
+"""Zero-shot text classification with word vectors, for Discord servers and the command line.
+
+```python
+from zsl import load_vectors, ZeroShotService
+
+vectors = load_vectors()
+service = await ZeroShotService.open(vectors, "sqlite:///data/zsl.sqlite3")
+await service.add_class(guild_id, "sports", description="football match team goal")
+result = await service.classify(guild_id, "What a goal in the last minute!")
+```
+"""
+
+from zsl.classes import ClassSet, Limits
+from zsl.classifier import DEFAULT_THRESHOLD, Classification, Prediction, ScoringConfig
+from zsl.embedding import Encoder, EncoderConfig
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    InvalidClassError,
+    InvalidTextError,
+    ModelError,
+    NoClassesError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownWordsError,
+    ZslError,
+)
+from zsl.service import ZeroShotService
+from zsl.store import ClassDefinition
+from zsl.text import tokenize
+from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLD",
+    "ClassDefinition",
+    "ClassLimitError",
+    "ClassNotFoundError",
+    "ClassSet",
+    "Classification",
+    "DuplicateClassError",
+    "Encoder",
+    "EncoderConfig",
+    "InvalidClassError",
+    "InvalidTextError",
+    "Limits",
+    "ModelError",
+    "NoClassesError",
+    "Prediction",
+    "ScoringConfig",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownWordsError",
+    "WordVectors",
+    "ZeroShotService",
+    "ZslError",
+    "load_vectors",
+    "tokenize",
+]

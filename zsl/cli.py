@@ -1,0 +1,456 @@
+"""The ``zsl`` command: classify, eval, bench, convert and train, over the public API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zsl.classes import Limits
+from zsl.errors import UnknownWordsError, ZslError
+from zsl.naive import NaiveClassifier
+from zsl.service import ZeroShotService
+from zsl.vectors import WordVectors, load_vectors
+
+log = logging.getLogger(__name__)
+
+# Evaluation and benchmarks build classes as /addclass would, but outside data sets may have
+# more classes or longer definitions than a chat server should allow.
+_UNLIMITED = Limits(
+    name_length=10_000, description_length=100_000, text_length=1_000_000, classes_per_guild=100_000
+)
+_GUILD = 1
+
+
+def _progress(**kwargs: Any) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, disable=None, **kwargs)  # disable=None: only on a terminal
+
+
+@contextlib.asynccontextmanager
+async def _scratch_service(vectors: WordVectors, limits: Limits) -> AsyncIterator[ZeroShotService]:
+    with tempfile.TemporaryDirectory(prefix="zsl-") as folder:
+        service = await ZeroShotService.open(
+            vectors, f"sqlite:///{folder}/scratch.sqlite3", limits=limits
+        )
+        async with service:
+            yield service
+
+
+# -- zsl classify -------------------------------------------------------------------------------
+
+
+def read_class_file(path: Path) -> list[tuple[str, str]]:
+    """Classes from JSON (``{"name": "description"}`` or ``[{"name":..,"description":..}]``)
+    or TSV (``name<TAB>description`` per line).
+
+    Raises:
+        ZslError: the file is missing or malformed.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZslError(f"Cannot read the class file {path}: {exc}.") from exc
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ZslError(f"The class file {path} is not valid JSON (line {exc.lineno}).") from exc
+        if isinstance(data, dict):
+            pairs = list(data.items())
+        elif isinstance(data, list) and all(isinstance(i, dict) and "name" in i for i in data):
+            pairs = [(item["name"], item.get("description", "")) for item in data]
+        else:
+            raise ZslError(
+                f'The class file {path} must hold {{"name": "description"}} or a list of '
+                '{"name": ..., "description": ...} objects.'
+            )
+        if not all(isinstance(n, str) and isinstance(d, str) for n, d in pairs):
+            raise ZslError(f"Every name and description in {path} must be a string.")
+        return [(str(n), str(d)) for n, d in pairs]
+    rows = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, description = line.partition("\t")
+            rows.append((name.strip(), description.strip()))
+    return rows
+
+
+async def _classify(args: argparse.Namespace) -> int:
+    vectors = load_vectors(args.model)
+    texts: Iterable[str] = args.texts or (line.rstrip("\n") for line in sys.stdin)
+    if args.store:
+        service = await ZeroShotService.open(vectors, args.store)
+        async with service:
+            return await _classify_texts(service, args.guild, texts, args)
+    if not args.classes:
+        raise ZslError("Say where the classes are: --classes FILE, or --store URL --guild ID.")
+    async with _scratch_service(vectors, _UNLIMITED) as service:
+        for name, description in read_class_file(Path(args.classes)):
+            await service.add_class(_GUILD, name, description)
+        return await _classify_texts(service, _GUILD, texts, args)
+
+
+async def _classify_texts(
+    service: ZeroShotService, guild_id: int, texts: Iterable[str], args: argparse.Namespace
+) -> int:
+    failures = 0
+    for text in texts:
+        if not text.strip():
+            continue
+        try:
+            result = await service.classify(guild_id, text, top_k=args.top)
+        except ZslError as exc:
+            failures += 1
+            print(json.dumps({"text": text, "error": str(exc)}) if args.json else f"! {exc}")
+            continue
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "text": text,
+                        "abstained": result.abstained,
+                        "predictions": [
+                            {
+                                "name": p.name,
+                                "score": round(p.score, 4),
+                                "confidence": round(p.confidence, 4),
+                            }
+                            for p in result.predictions
+                        ],
+                        "unknown_words": list(result.unknown_words),
+                        "evidence": list(result.evidence),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            verdict = "no class fits" if result.abstained else result.top.name
+            ranked = ", ".join(f"{p.name} {p.confidence:.0%}" for p in result.predictions)
+            print(f"{verdict}\t({ranked})\t{text}")
+    return 1 if failures else 0
+
+
+# -- zsl eval -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSet:
+    labels: list[str]
+    descriptions: dict[str, str]
+    rows: list[tuple[str, str]]  # (gold label, text)
+
+
+def read_dataset(folder: Path, names_only: bool) -> DataSet:
+    """Read ``test.tsv``, ``labels.txt`` and (unless ``names_only``) ``descriptions.tsv``.
+
+    Raises:
+        ZslError: a file is missing or malformed.
+    """
+    try:
+        labels = [
+            line.strip()
+            for line in (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        rows = []
+        for number, line in enumerate(
+            (folder / "test.tsv").read_text(encoding="utf-8").splitlines(), start=1
+        ):
+            if not line.strip():
+                continue
+            gold, tab, text = line.partition("\t")
+            if not tab:
+                raise ZslError(
+                    f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
+                )
+            rows.append((gold, text))
+        descriptions: dict[str, str] = {}
+        described = folder / "descriptions.tsv"
+        if not names_only and described.exists():
+            for line in described.read_text(encoding="utf-8").splitlines():
+                label, _, description = line.partition("\t")
+                if label.strip():
+                    descriptions[label.strip()] = description.strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZslError(
+            f"Cannot read the data set in {folder}: {exc}. It needs test.tsv and labels.txt."
+        ) from exc
+    if not labels:
+        raise ZslError(f"{folder / 'labels.txt'} lists no labels.")
+    return DataSet(labels, descriptions, rows)
+
+
+def _macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
+    scores = []
+    for label in labels:
+        tp = sum(1 for g, p in zip(gold, predicted, strict=True) if g == p == label)
+        fp = sum(1 for g, p in zip(gold, predicted, strict=True) if p == label != g)
+        fn = sum(1 for g, p in zip(gold, predicted, strict=True) if g == label != p)
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+async def evaluate(
+    vectors: WordVectors, data: DataSet, predictions_out: Path | None = None, naive: bool = False
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, coverage and speed of the public API on a data set."""
+    async with _scratch_service(vectors, _UNLIMITED) as service:
+        for label in data.labels:
+            await service.add_class(_GUILD, label, data.descriptions.get(label, ""))
+        predicted: list[str] = []
+        abstained: list[bool] = []
+        started = time.perf_counter()
+        for _, text in _progress(iterable=data.rows, desc="classifying", unit="text"):
+            try:
+                result = await service.classify(_GUILD, text, top_k=1)
+            except UnknownWordsError:
+                predicted.append("")  # no known word: no answer, counted as wrong
+                abstained.append(True)
+                continue
+            predicted.append(result.top.name)
+            abstained.append(result.abstained)
+        elapsed = time.perf_counter() - started
+    gold = [g for g, _ in data.rows]
+    n = len(gold)
+    correct = [g == p for g, p in zip(gold, predicted, strict=True)]
+    kept = [c for c, a in zip(correct, abstained, strict=True) if not a]
+    report: dict[str, Any] = {
+        "texts": n,
+        "classes": len(data.labels),
+        "described": bool(data.descriptions),
+        "accuracy": sum(correct) / n if n else 0.0,
+        "macro_f1": _macro_f1(gold, predicted, data.labels),
+        "coverage": len(kept) / n if n else 0.0,
+        "accuracy_when_answered": sum(kept) / len(kept) if kept else 0.0,
+        "texts_per_second": n / elapsed if elapsed else 0.0,
+    }
+    if naive:
+        baseline = NaiveClassifier(
+            vectors, [f"{label} {data.descriptions.get(label, '')}" for label in data.labels]
+        )
+        guesses = [baseline.predict(text) for _, text in data.rows]
+        report["naive_accuracy"] = (
+            sum(
+                1
+                for (g, _), i in zip(data.rows, guesses, strict=True)
+                if i is not None and data.labels[i] == g
+            )
+            / n
+            if n
+            else 0.0
+        )
+    if predictions_out is not None:
+        with predictions_out.open("w", encoding="utf-8") as fh:
+            for p, g, a in zip(predicted, gold, abstained, strict=True):
+                fh.write(f"{p}\t{g}\t{int(a)}\n")
+    return report
+
+
+async def _eval(args: argparse.Namespace) -> int:
+    data = read_dataset(Path(args.data_dir), args.names_only)
+    vectors = load_vectors(args.model)
+    out = Path(args.predictions) if args.predictions else None
+    report = await evaluate(vectors, data, out, naive=args.naive)
+    report["model"] = vectors.name
+    report["data"] = str(args.data_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    protocol = "described" if report["described"] else "names only"
+    print(f"{args.data_dir} ({report['texts']} texts, {report['classes']} classes, {protocol})")
+    print(f"  accuracy            {report['accuracy']:.1%}")
+    if "naive_accuracy" in report:
+        print(f"  naive averaging     {report['naive_accuracy']:.1%}")
+    print(f"  macro-F1            {report['macro_f1']:.1%}")
+    print(f"  coverage            {report['coverage']:.1%}")
+    print(f"  accuracy answered   {report['accuracy_when_answered']:.1%}")
+    print(f"  texts/second        {report['texts_per_second']:,.0f}")
+    return 0
+
+
+# -- zsl bench ----------------------------------------------------------------------------------
+
+_CHAT = (
+    "did anyone watch the game last night, that last minute goal was unreal",
+    "my laptop keeps crashing whenever I open the browser, any ideas?",
+    "the new album drops friday and the first single is already stuck in my head",
+    "who is up for pizza tonight? I found a great place downtown",
+    "the election results are in and the turnout was higher than expected",
+    "just finished my workout, legs are dead but feeling great",
+    "anyone know a good book about the history of ancient rome",
+    "the stock market dropped again today, my portfolio is a mess",
+    "I can't believe how cold it is outside, snow all week apparently",
+    "new patch nerfed my favourite character, the ranked grind is pain now",
+)
+
+
+def _bench_classes(vectors: WordVectors, count: int) -> list[tuple[str, str]]:
+    # Class definitions made of ordinary, distinct words from the model's frequent range.
+    words = [w for w in list(vectors.key_to_index)[500:60_000] if w.isalpha() and len(w) > 3]
+    step = max(1, len(words) // (count * 4))
+    picked = words[::step][: count * 4]
+    return [(picked[4 * i], " ".join(picked[4 * i + 1 : 4 * i + 4])) for i in range(count)]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    vectors = load_vectors(args.model)
+    rows = []
+    for count in args.classes:
+        definitions = _bench_classes(vectors, count)
+        async with _scratch_service(vectors, _UNLIMITED) as service:
+            for name, description in _progress(
+                iterable=definitions, desc=f"{count} classes", unit="class", leave=False
+            ):
+                await service.add_class(_GUILD, name, description)
+            ours = []
+            for i in range(args.repeat):
+                text = _CHAT[i % len(_CHAT)]
+                started = time.perf_counter()
+                await service.classify(_GUILD, text)
+                ours.append(time.perf_counter() - started)
+        naive = NaiveClassifier(vectors, [f"{n} {d}" for n, d in definitions])
+        theirs = []
+        for i in range(args.repeat):
+            text = _CHAT[i % len(_CHAT)]
+            started = time.perf_counter()
+            naive.predict(text)
+            theirs.append(time.perf_counter() - started)
+        rows.append((count, ours, theirs))
+    print("one chat-length text, milliseconds (median / p99); service = through ZeroShotService")
+    print(
+        f"{'classes':>8}  {'service median':>14}  {'service p99':>11}  "
+        f"{'naive median':>12}  {'naive p99':>9}  {'service/naive':>13}"
+    )
+    for count, ours, theirs in rows:
+        om, tm = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"{count:>8}  {om * 1e3:>14.3f}  {_percentile(ours, 0.99) * 1e3:>11.3f}  "
+            f"{tm * 1e3:>12.3f}  {_percentile(theirs, 0.99) * 1e3:>9.3f}  {om / tm:>12.1f}x"
+        )
+    return 0
+
+
+# -- zsl convert / train ------------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from zsl.vectors import convert
+
+    vectors = convert(Path(args.source), Path(args.output), progress=_progress)
+    print(
+        f"wrote {args.output}: {len(vectors):,} words x {vectors.dim} dimensions. "
+        f"Use it with ZSL_MODEL={args.output}"
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from zsl.vectors import train_word2vec
+
+    vectors = train_word2vec(
+        Path(args.corpus),
+        Path(args.output),
+        dim=args.dim,
+        window=args.window,
+        min_count=args.min_count,
+        epochs=args.epochs,
+        workers=args.workers,
+        seed=args.seed,
+        progress=_progress,
+    )
+    print(
+        f"wrote {args.output}: {len(vectors):,} words x {vectors.dim} dimensions. "
+        f"Use it with ZSL_MODEL={args.output}"
+    )
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zsl", description="Zero-shot text classification with word vectors."
+    )
+    parser.add_argument("--model", help="model to use (default: $ZSL_MODEL or glove-6b-50d)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="classify texts (arguments, or one per line on stdin)")
+    p.add_argument("texts", nargs="*", help="texts to classify; read from stdin if none")
+    p.add_argument("--classes", help="JSON or TSV file of classes (name, description)")
+    p.add_argument("--store", help="database URL of a registry, e.g. sqlite:///data/zsl.sqlite3")
+    p.add_argument("--guild", type=int, default=0, help="guild id in --store")
+    p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+
+    p = sub.add_parser("eval", help="accuracy on a data set folder (test.tsv, labels.txt)")
+    p.add_argument("data_dir")
+    p.add_argument("--names-only", action="store_true", help="ignore descriptions.tsv")
+    p.add_argument("--predictions", metavar="OUT.tsv", help="write predicted, gold, abstained")
+    p.add_argument("--naive", action="store_true", help="also score naive averaging")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("bench", help="latency of one text beside the naive method")
+    p.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
+    p.add_argument("--repeat", type=int, default=500, help="texts timed per size")
+
+    p = sub.add_parser("convert", help="any vector file -> the native memory-mapped format")
+    p.add_argument(
+        "source", help="a .kv, word2vec .bin/.txt, GloVe .txt, fastText .bin, or glove-6b-50d"
+    )
+    p.add_argument("output", help="the .kv file to write")
+
+    p = sub.add_parser("train", help="train word2vec vectors on your own text")
+    p.add_argument("corpus", help="text file, one document per line")
+    p.add_argument("-o", "--output", required=True, help="the .kv file to write")
+    p.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
+    p.add_argument("--window", type=int, default=5, help="context window (default 5)")
+    p.add_argument("--min-count", type=int, default=5, help="ignore rarer words (default 5)")
+    p.add_argument("--epochs", type=int, default=5, help="passes over the corpus (default 5)")
+    p.add_argument("--workers", type=int, default=2, help="training threads (default 2)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handlers = {
+        "classify": lambda: asyncio.run(_classify(args)),
+        "eval": lambda: asyncio.run(_eval(args)),
+        "bench": lambda: asyncio.run(_bench(args)),
+        "convert": lambda: _convert(args),
+        "train": lambda: _train(args),
+    }
+    try:
+        return int(handlers[args.command]())
+    except ZslError as exc:
+        print(f"zsl: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

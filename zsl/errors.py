@@ -1,0 +1,87 @@
+"""Expected failures of the zero-shot core.
+
+Every message is user-safe by contract: plain words, no internals, and the next step. The bot
+shows ``str(exc)`` as it is; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ZslError(Exception):
+    """Base class of every expected failure; ``str(exc)`` is a sentence a user may read."""
+
+
+class ModelError(ZslError):
+    """The word-vector model could not be found, recognised or read."""
+
+
+class StoreError(ZslError):
+    """The class registry (SQLite or PostgreSQL) could not be read or written."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database is unreachable or refuses writes right now; retrying later may succeed."""
+
+
+class InvalidTextError(ZslError):
+    """The text to classify is empty, too long or otherwise unusable."""
+
+
+class InvalidClassError(ZslError):
+    """A class name or description breaks a rule (length, line breaks, ...)."""
+
+
+class UnknownWordsError(ZslError):
+    """No word of a text or class definition is in the model's vocabulary."""
+
+    def __init__(self, words: Iterable[str], *, what: str = "text") -> None:
+        self.words = tuple(dict.fromkeys(words))
+        shown = ", ".join(self.words[:10]) + (" ..." if len(self.words) > 10 else "")
+        if self.words:
+            detail = f"none of its words are known to the model ({shown})"
+        else:
+            detail = "it has no words once links, mentions, emoji and code are left out"
+        if what == "text":
+            hint = "Try a longer sentence in plain words."
+        else:
+            hint = "Describe it with a few common English words, e.g. 'football match team goal'."
+        super().__init__(f"The {what} cannot be classified: {detail}. {hint}")
+
+
+class NoClassesError(ZslError):
+    """The guild has no classes to classify into."""
+
+    def __init__(self) -> None:
+        super().__init__("This server has no classes yet. An admin can add one with /addclass.")
+
+
+class ClassNotFoundError(ZslError):
+    """No class of that name exists in the guild."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"There is no class named '{name}'. /classes lists the existing ones.")
+
+
+class DuplicateClassError(ZslError):
+    """A class of that name (ignoring case) already exists in the guild."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"A class named '{name}' already exists. Pick another name, or change it with "
+            "/editclass."
+        )
+
+
+class ClassLimitError(ZslError):
+    """The guild already holds the maximum number of classes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"This server already has {limit} classes, the maximum. Remove one with "
+            "/removeclass first."
+        )

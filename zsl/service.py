@@ -1,0 +1,264 @@
+"""ZeroShotService: the async facade over the encoder, the snapshots and the store.
+
+Reads take the guild's current :class:`ClassSet` reference without a lock. Writes hold the
+guild's lock, build the new snapshot in a worker thread, persist it, and only then swap the
+reference, so a failed write leaves the old snapshot (and the database) as they were. This is
+the only module that decides what runs in threads: vector maths and gensim calls go to
+``asyncio.to_thread``; the store runs its own I/O off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_class
+from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank
+from zsl.embedding import Encoder, EncoderConfig
+from zsl.errors import (
+    DuplicateClassError,
+    InvalidClassError,
+    InvalidTextError,
+    UnknownWordsError,
+)
+from zsl.store import DEFAULT_DATABASE_URL, ClassDefinition, GuildRecord, Store, open_store
+from zsl.vectors import WordVectors
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_TOP_K = 25
+
+
+class ZeroShotService:
+    """Per-guild zero-shot classification backed by one shared word-vector model."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: Store,
+        *,
+        limits: Limits | None = None,
+        scoring: ScoringConfig | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.limits = limits or Limits()
+        self.scoring = scoring or ScoringConfig()
+        self._snapshots: dict[int, ClassSet] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        vectors: WordVectors,
+        database_url: str | None = None,
+        *,
+        limits: Limits | None = None,
+        encoder_config: EncoderConfig | None = None,
+        scoring: ScoringConfig | None = None,
+    ) -> ZeroShotService:
+        """Open the registry at ``database_url`` (default ``ZSL_DATABASE_URL`` or SQLite).
+
+        Raises:
+            StoreError: the database cannot be opened.
+        """
+        url = database_url or os.environ.get("ZSL_DATABASE_URL") or DEFAULT_DATABASE_URL
+        encoder = await asyncio.to_thread(Encoder, vectors, encoder_config)
+        store = await open_store(url)
+        service = cls(encoder, store, limits=limits, scoring=scoring)
+        try:
+            await service.reload()
+        except BaseException:
+            await store.close()
+            raise
+        return service
+
+    async def close(self) -> None:
+        """Close the store. The service cannot be used afterwards."""
+        await self.store.close()
+
+    async def __aenter__(self) -> ZeroShotService:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def classes(self, guild_id: int) -> tuple[ClassDefinition, ...]:
+        """The guild's classes in creation order."""
+        return self._snapshot(guild_id).definitions
+
+    def threshold(self, guild_id: int) -> float:
+        """The guild's abstain threshold (its own setting or the default)."""
+        own = self._snapshot(guild_id).threshold
+        return DEFAULT_THRESHOLD if own is None else own
+
+    def guild_ids(self) -> tuple[int, ...]:
+        """Guilds that have classes or settings."""
+        return tuple(self._snapshots)
+
+    async def classify(self, guild_id: int, text: str, top_k: int = 3) -> Classification:
+        """Rank the guild's classes for ``text``.
+
+        Raises:
+            InvalidTextError: the text is empty or too long, or ``top_k`` is out of range.
+            NoClassesError: the guild has no classes.
+            UnknownWordsError: no word of the text is known to the model.
+        """
+        self._check_text(text)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidTextError(f"Ask for between 1 and {MAX_TOP_K} classes, not {top_k}.")
+        snapshot = self._snapshot(guild_id)  # one read, no lock: snapshots are immutable
+        return await self._run(rank, self.encoder, snapshot, text, top_k, None, self.scoring)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def add_class(self, guild_id: int, name: str, description: str = "") -> ClassDefinition:
+        """Add a class; durable when this returns.
+
+        Raises:
+            InvalidClassError, DuplicateClassError, ClassLimitError, UnknownWordsError,
+            StoreError: nothing was changed.
+        """
+        definition = validate_class(name, description, self.limits)
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            current.check_can_add(definition, self.limits)
+            updated = await self._run(_add, self.encoder, current, definition)
+            await self.store.insert_class(guild_id, definition, self.limits.classes_per_guild)
+            self._snapshots[guild_id] = updated
+        log.info("guild %d: added class %r", guild_id, definition.name)
+        return definition
+
+    async def edit_class(
+        self,
+        guild_id: int,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+    ) -> ClassDefinition:
+        """Rename a class and/or change its description; unchanged parts stay as they were.
+
+        Raises:
+            ClassNotFoundError, InvalidClassError, DuplicateClassError, UnknownWordsError,
+            StoreError: nothing was changed.
+        """
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            old = current.get(name)
+            definition = validate_class(
+                old.name if new_name is None else new_name,
+                old.description if description is None else description,
+                self.limits,
+            )
+            other = current.find(definition.name)
+            if other is not None and other != current.find(old.name):
+                raise DuplicateClassError(definition.name)
+            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            await self.store.replace_class(guild_id, old.name, definition)
+            self._snapshots[guild_id] = updated
+        log.info("guild %d: edited class %r -> %r", guild_id, old.name, definition.name)
+        return definition
+
+    async def remove_class(self, guild_id: int, name: str) -> ClassDefinition:
+        """Remove a class.
+
+        Raises:
+            ClassNotFoundError, StoreError: nothing was changed.
+        """
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            removed = current.get(name)
+            updated = current.removed(name)
+            await self.store.delete_class(guild_id, removed.name)
+            self._snapshots[guild_id] = updated
+        log.info("guild %d: removed class %r", guild_id, removed.name)
+        return removed
+
+    async def set_threshold(self, guild_id: int, threshold: float | None) -> float:
+        """Set the guild's abstain threshold in [0, 1]; ``None`` restores the default.
+
+        Raises:
+            InvalidClassError: the value is outside [0, 1].
+            StoreError: nothing was changed.
+        """
+        if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
+            raise InvalidClassError(
+                f"The threshold must be between 0 and 1 (the default is {DEFAULT_THRESHOLD})."
+            )
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            await self.store.set_threshold(guild_id, threshold)
+            self._snapshots[guild_id] = current.with_threshold(threshold)
+        return self.threshold(guild_id)
+
+    async def reload(self, guild_id: int | None = None) -> None:
+        """Re-read one guild (or all) from the store, e.g. after another process changed it."""
+        if guild_id is None:
+            records = await self.store.load_all()
+            built = await self._run(_build_all, self.encoder, records)
+            self._snapshots = built
+            return
+        async with self._lock(guild_id):
+            record = await self.store.load_guild(guild_id)
+            self._snapshots[guild_id] = await self._run(_build, self.encoder, guild_id, record)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _snapshot(self, guild_id: int) -> ClassSet:
+        return self._snapshots.get(guild_id, ClassSet.EMPTY)
+
+    def _lock(self, guild_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(guild_id, asyncio.Lock())
+
+    def _check_text(self, text: str) -> None:
+        if not text or not text.strip():
+            raise InvalidTextError("There is no text to classify. Give me a sentence or two.")
+        if len(text) > self.limits.text_length:
+            raise InvalidTextError(
+                f"The text is {len(text)} characters long; the limit is "
+                f"{self.limits.text_length}. Shorten it and try again."
+            )
+
+    @staticmethod
+    async def _run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _add(encoder: Encoder, current: ClassSet, definition: ClassDefinition) -> ClassSet:
+    return current.added(embed_class(encoder, definition))
+
+
+def _replace(
+    encoder: Encoder, current: ClassSet, old_name: str, definition: ClassDefinition
+) -> ClassSet:
+    return current.replaced(old_name, embed_class(encoder, definition))
+
+
+def _build(encoder: Encoder, guild_id: int, record: GuildRecord) -> ClassSet:
+    vectors: list[ClassVector] = []
+    for definition in record.classes:
+        try:
+            vectors.append(embed_class(encoder, definition))
+        except UnknownWordsError:
+            # Possible after a model change. The class stays in the store, untouched, and
+            # comes back under a model that knows its words.
+            log.warning(
+                "guild %d: class %r has no word known to this model; it is skipped",
+                guild_id,
+                definition.name,
+            )
+    return ClassSet(tuple(vectors), record.threshold)
+
+
+def _build_all(encoder: Encoder, records: dict[int, GuildRecord]) -> dict[int, ClassSet]:
+    return {guild_id: _build(encoder, guild_id, record) for guild_id, record in records.items()}

@@ -1,0 +1,85 @@
+"""What every class registry stores, and the protocol the service talks to."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Protocol
+
+
+def name_key(name: str) -> str:
+    """The identity of a class name: case, width and whitespace differences do not count."""
+    cleaned = "".join(ch for ch in unicodedata.normalize("NFKC", name) if ch.isprintable())
+    return " ".join(cleaned.split()).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDefinition:
+    """A class as admins define it and the store keeps it; vectors are always recomputed."""
+
+    name: str
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildRecord:
+    """Everything stored for one guild: its classes in creation order and its settings."""
+
+    classes: tuple[ClassDefinition, ...] = ()
+    threshold: float | None = None
+
+
+class Store(Protocol):
+    """A per-guild class registry. Every write is durable when the call returns.
+
+    Writes enforce the rules themselves (unique names per guild, the class limit) inside one
+    transaction, so several processes sharing one database cannot break them. A refused or
+    failed write changes nothing.
+    """
+
+    async def load_all(self) -> dict[int, GuildRecord]:
+        """Every guild that has classes or settings."""
+        ...
+
+    async def load_guild(self, guild_id: int) -> GuildRecord:
+        """One guild (empty if unknown)."""
+        ...
+
+    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        """Add a class. Raises DuplicateClassError, ClassLimitError, StoreError."""
+        ...
+
+    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        """Replace the class named ``old_name`` (case-insensitive) keeping its position.
+
+        Raises ClassNotFoundError, DuplicateClassError (renaming onto another), StoreError.
+        """
+        ...
+
+    async def delete_class(self, guild_id: int, name: str) -> None:
+        """Remove a class. Raises ClassNotFoundError, StoreError."""
+        ...
+
+    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
+        """Set the guild's abstain threshold; ``None`` restores the default."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """A process-wide value (e.g. the hash of the last command sync)."""
+        ...
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a process-wide value."""
+        ...
+
+    async def integrity_check(self) -> list[str]:
+        """Problems found in the database; an empty list means it is sound."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection(s). Safe to call twice."""
+        ...

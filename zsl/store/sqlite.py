@@ -1,0 +1,308 @@
+"""The default registry: one SQLite file in WAL mode, used from one worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    StoreError,
+    StoreUnavailableError,
+)
+from zsl.store.base import ClassDefinition, GuildRecord, name_key
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Each entry moves the schema one version up; PRAGMA user_version counts the applied ones.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE classes (
+        guild_id    INTEGER NOT NULL,
+        name_key    TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        description TEXT    NOT NULL DEFAULT '',
+        position    INTEGER NOT NULL,
+        updated_at  REAL    NOT NULL,
+        PRIMARY KEY (guild_id, name_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE guild_settings (
+        guild_id  INTEGER PRIMARY KEY,
+        threshold REAL
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_UNAVAILABLE = (
+    "The class registry cannot be {verb} right now ({reason}). Nothing was changed; please try "
+    "again in a minute."
+)
+
+
+class SQLiteStore:
+    """:class:`zsl.store.Store` on a SQLite file. Durable writes (WAL, ``synchronous=FULL``)."""
+
+    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._db = connection
+        self._executor = executor
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> SQLiteStore:
+        """Open (creating and migrating if needed) the database at ``path``.
+
+        Raises:
+            StoreError: the file cannot be opened, is not a database, or is from a newer version.
+        """
+        # One thread owns the connection: SQLite calls never run on the event loop, and never
+        # two at once on one connection.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zsl-sqlite")
+        loop = asyncio.get_running_loop()
+        try:
+            connection = await loop.run_in_executor(executor, _connect, str(path), busy_timeout)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(connection, executor)
+
+    async def _run(self, verb: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("The class registry is closed. Restart the bot.")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, _in_transaction, self._db, fn, verb == "written"
+            )
+        except sqlite3.DatabaseError as exc:
+            log.warning("sqlite %s failed: %s", verb, exc)
+            raise StoreUnavailableError(
+                _UNAVAILABLE.format(verb=verb, reason=_describe(exc))
+            ) from exc
+
+    async def load_all(self) -> dict[int, GuildRecord]:
+        return await self._run("read", _load_all)
+
+    async def load_guild(self, guild_id: int) -> GuildRecord:
+        return await self._run("read", lambda db: _load_guild(db, guild_id))
+
+    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            count, last = db.execute(
+                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = ?",
+                (guild_id,),
+            ).fetchone()
+            if _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            if count >= max_classes:
+                raise ClassLimitError(max_classes)
+            db.execute(
+                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (guild_id, cls.key, cls.name, cls.description, last + 1, time.time()),
+            )
+
+        await self._run("written", insert)
+
+    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        def replace(db: sqlite3.Connection) -> None:
+            old_key = name_key(old_name)
+            if not _exists(db, guild_id, old_key):
+                raise ClassNotFoundError(old_name)
+            if cls.key != old_key and _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            db.execute(
+                "UPDATE classes SET name_key = ?, name = ?, description = ?, updated_at = ?"
+                " WHERE guild_id = ? AND name_key = ?",
+                (cls.key, cls.name, cls.description, time.time(), guild_id, old_key),
+            )
+
+        await self._run("written", replace)
+
+    async def delete_class(self, guild_id: int, name: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            gone = db.execute(
+                "DELETE FROM classes WHERE guild_id = ? AND name_key = ?",
+                (guild_id, name_key(name)),
+            ).rowcount
+            if not gone:
+                raise ClassNotFoundError(name)
+
+        await self._run("written", delete)
+
+    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
+        await self._run(
+            "written",
+            lambda db: db.execute(
+                "INSERT INTO guild_settings (guild_id, threshold) VALUES (?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
+                (guild_id, threshold),
+            ),
+        )
+
+    async def get_meta(self, key: str) -> str | None:
+        def get(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run("read", get)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(
+            "written",
+            lambda db: db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            ),
+        )
+
+    async def integrity_check(self) -> list[str]:
+        def check(db: sqlite3.Connection) -> list[str]:
+            rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
+            return [] if rows == ["ok"] else rows
+
+        return await self._run("read", check)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._db.close)
+        self._executor.shutdown(wait=True)
+
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    if path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the folder for the database {path} ({exc.strerror}). Set "
+                "ZSL_DATABASE_URL to a writable place."
+            ) from exc
+    try:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write transaction
+        # takes the write lock up front instead of failing half-way with SQLITE_BUSY.
+        db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot open the database {path} ({_describe(exc)}).") from exc
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # durable before the call returns
+        db.execute("PRAGMA foreign_keys = ON")
+        _migrate(db, path)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreError(
+            f"The file {path} is not a usable class database ({_describe(exc)}). Restore it "
+            "from a backup or point ZSL_DATABASE_URL at a new file."
+        ) from exc
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"The database {path} was written by a newer version of zsl (schema {version}, this"
+            f" one knows {SCHEMA_VERSION}). Upgrade zsl."
+        )
+    for number in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log.info("migrated %s to schema %d", path, number + 1)
+
+
+def _in_transaction(
+    db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool
+) -> T:
+    # A reader must not ask for the write lock: reads keep working on a read-only file.
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        result = fn(db)
+        db.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (disk full, I/O error) may leave the transaction open; end it so the
+        # next call starts clean and the refused write leaves nothing behind.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _exists(db: sqlite3.Connection, guild_id: int, key: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM classes WHERE guild_id = ? AND name_key = ?", (guild_id, key)
+    ).fetchone()
+    return row is not None
+
+
+def _load_all(db: sqlite3.Connection) -> dict[int, GuildRecord]:
+    classes: dict[int, list[ClassDefinition]] = {}
+    for guild_id, name, description in db.execute(
+        "SELECT guild_id, name, description FROM classes ORDER BY guild_id, position"
+    ):
+        classes.setdefault(int(guild_id), []).append(ClassDefinition(name, description))
+    thresholds = {
+        int(g): t for g, t in db.execute("SELECT guild_id, threshold FROM guild_settings")
+    }
+    return {
+        guild_id: GuildRecord(tuple(classes.get(guild_id, ())), thresholds.get(guild_id))
+        for guild_id in sorted(classes.keys() | thresholds.keys())
+    }
+
+
+def _load_guild(db: sqlite3.Connection, guild_id: int) -> GuildRecord:
+    classes = tuple(
+        ClassDefinition(name=name, description=description)
+        for name, description in db.execute(
+            "SELECT name, description FROM classes WHERE guild_id = ? ORDER BY position",
+            (guild_id,),
+        )
+    )
+    row = db.execute(
+        "SELECT threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
+    ).fetchone()
+    return GuildRecord(classes=classes, threshold=None if row is None else row[0])
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    message = str(exc).lower()
+    if "readonly" in message or "read-only" in message:
+        return "the database file is read-only"
+    if "full" in message:
+        return "the disk is full"
+    if "locked" in message or "busy" in message:
+        return "the database is busy"
+    if "not a database" in message or "malformed" in message:
+        return "the file is damaged"
+    return "a database error"

@@ -1,0 +1,35 @@
+"""Discord-aware tokenizer: chat markup in, plain words out (original casing kept)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+
+log = logging.getLogger(__name__)
+
+# Order matters: code is removed before anything inside it can look like a URL or a mention.
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# Custom emoji keep their name: <:party_parrot:123> says "party parrot".
+_CUSTOM_EMOJI = re.compile(r"<a?:([A-Za-z0-9_]{1,32}):\d+>")
+# User, role, channel and slash-command mentions, and timestamps carry no words.
+_MENTION = re.compile(r"<(?:@[!&]?|#|/[^:<>]{1,100}:|t:)[^<>\s]{0,40}>")
+_WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
+
+
+def _strip_format_characters(text: str) -> str:
+    # Zero-width joiners, direction marks and the like would otherwise split or hide words.
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cs", "Co"))
+
+
+def tokenize(text: str) -> list[str]:
+    """Split a chat message into words, leaving out code, links, mentions and markdown."""
+    text = _strip_format_characters(unicodedata.normalize("NFKC", text))
+    text = _CODE_BLOCK.sub(" ", text)
+    text = _INLINE_CODE.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = _CUSTOM_EMOJI.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
+    text = _MENTION.sub(" ", text)
+    return [word.replace("\u2019", "'") for word in _WORD.findall(text)]
