@@ -1,0 +1,326 @@
+"""The zero-shot commands: /classify, "Classify message", and the admin commands.
+
+The cog only validates, calls :class:`zsl.ZeroShotService` and renders. It gets the service and
+the settings through its constructor and never reads the environment or loads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+import zsl
+from bot import messages, render
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction[discord.Client]
+
+NO_MENTIONS = discord.AllowedMentions.none()
+MAX_TEXT = 4000  # Discord's own cap on the option; the configured limit is checked by the core
+MAX_NAME = 100
+MAX_DESCRIPTION = 1000
+MAX_TOP = 10
+AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
+CHOICE_LENGTH = 100  # Discord's maximum for a choice's name and value
+MANAGE_GUILD = discord.Permissions(manage_guild=True)
+
+
+class RefusalError(app_commands.AppCommandError):
+    """An expected refusal whose message (from ``bot.messages``) is shown as it is."""
+
+
+class Cooldown:
+    """One use per ``seconds`` per user; memory stays bounded by forgetting expired entries."""
+
+    def __init__(self, seconds: float, clock: Any = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._until: dict[int, float] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """0 if the user may go ahead now (and starts their cooldown), else seconds to wait."""
+        if self.seconds <= 0:
+            return 0.0
+        now: float = self._clock()
+        until = self._until.get(user_id, 0.0)
+        if now < until:
+            return until - now
+        if len(self._until) > 10_000:
+            self._until = {user: end for user, end in self._until.items() if end > now}
+        self._until[user_id] = now + self.seconds
+        return 0.0
+
+
+class ZeroShotCog(commands.Cog):
+    """Per-server zero-shot classification."""
+
+    def __init__(self, service: zsl.ZeroShotService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.cooldown = Cooldown(settings.classify_cooldown_seconds)
+        # Context menus cannot be declared inside a cog class; the client adds this one to
+        # the tree next to the cog.
+        self.context_menu: app_commands.ContextMenu = app_commands.ContextMenu(
+            name=messages.CONTEXT_MENU_NAME,
+            callback=self.classify_message,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+        )
+        self.context_menu.guild_only = True
+        self.context_menu.error(self.on_context_menu_error)
+
+    # -- checks and errors ---------------------------------------------------------------------
+
+    async def interaction_check(self, interaction: Interaction, /) -> bool:
+        """Commands work only in servers (guild_only tells Discord; this makes sure)."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        return True
+
+    async def cog_app_command_error(
+        self, interaction: Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await self.handle_error(interaction, error)
+
+    async def on_context_menu_error(
+        self, interaction: Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await self.handle_error(interaction, error)
+
+    async def handle_error(
+        self, interaction: Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Show an expected failure as its sentence; log anything else under an incident id."""
+        cause: BaseException = error
+        if isinstance(error, app_commands.CommandInvokeError):
+            cause = error.original
+        if isinstance(cause, zsl.ZslError):
+            text = render.escape(str(cause))
+        elif isinstance(cause, RefusalError):
+            text = str(cause)
+        elif isinstance(cause, app_commands.NoPrivateMessage):
+            text = messages.DM_REFUSED
+        elif isinstance(cause, app_commands.MissingPermissions):
+            text = messages.MISSING_PERMISSION
+        elif isinstance(cause, app_commands.CommandOnCooldown):
+            text = messages.cooldown(cause.retry_after)
+        else:
+            incident = secrets.token_hex(4)
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "incident %s: /%s failed in guild %s",
+                incident,
+                command,
+                interaction.guild_id,
+                exc_info=cause,
+            )
+            text = messages.unexpected_error(incident)
+        try:
+            await reply(interaction, text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not deliver an error reply for interaction %s", interaction.id)
+
+    def _guild_id(self, interaction: Interaction) -> int:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        return interaction.guild_id
+
+    def _check_cooldown(self, interaction: Interaction) -> None:
+        retry_after = self.cooldown.retry_after(interaction.user.id)
+        if retry_after > 0:
+            raise app_commands.CommandOnCooldown(
+                app_commands.Cooldown(1, self.cooldown.seconds), retry_after
+            )
+
+    # -- members -------------------------------------------------------------------------------
+
+    @app_commands.command(name="classify", description=messages.CLASSIFY_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.describe(
+        text=messages.CLASSIFY_TEXT, top=messages.CLASSIFY_TOP, private=messages.CLASSIFY_PRIVATE
+    )
+    async def classify(
+        self,
+        interaction: Interaction,
+        text: app_commands.Range[str, 1, MAX_TEXT],
+        top: app_commands.Range[int, 1, MAX_TOP] = 3,
+        private: bool = False,
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        self._check_cooldown(interaction)
+        result = await self.service.classify(guild_id, text, top_k=top)
+        await reply(interaction, embed=render.result_embed(result, text), ephemeral=private)
+
+    async def classify_message(self, interaction: Interaction, message: discord.Message) -> None:
+        guild_id = self._guild_id(interaction)
+        self._check_cooldown(interaction)
+        if not message.content.strip():
+            raise RefusalError(messages.NO_MESSAGE_TEXT)
+        result = await self.service.classify(guild_id, message.content, top_k=3)
+        await reply(
+            interaction, embed=render.result_embed(result, message.content), ephemeral=False
+        )
+
+    @app_commands.command(name="classes", description=messages.CLASSES_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.describe(page=messages.CLASSES_PAGE)
+    async def list_classes(
+        self, interaction: Interaction, page: app_commands.Range[int, 1, 1000] = 1
+    ) -> None:
+        definitions = self.service.classes(self._guild_id(interaction))
+        if not definitions:
+            raise RefusalError(messages.NO_CLASSES)
+        pages = render.class_pages(definitions)
+        if page > len(pages):
+            raise RefusalError(messages.page_out_of_range(page, len(pages)))
+        embed = render.classes_embed(pages[page - 1], len(definitions))
+        await reply(interaction, embed=embed, ephemeral=True)
+
+    # -- admins --------------------------------------------------------------------------------
+
+    @app_commands.command(name="addclass", description=messages.ADD_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(name=messages.ADD_NAME, description=messages.ADD_DESCRIPTION_OPTION)
+    async def add_class(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME],
+        description: app_commands.Range[str, 1, MAX_DESCRIPTION],
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        definition = await self.service.add_class(guild_id, name, description)
+        count = len(self.service.classes(guild_id))
+        await reply(
+            interaction,
+            messages.class_added(render.shown(definition.name, 200), count),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="editclass", description=messages.EDIT_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(
+        name=messages.EDIT_NAME,
+        new_name=messages.EDIT_NEW_NAME,
+        description=messages.EDIT_NEW_DESCRIPTION,
+    )
+    async def edit_class(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME],
+        new_name: app_commands.Range[str, 1, MAX_NAME] | None = None,
+        description: app_commands.Range[str, 1, MAX_DESCRIPTION] | None = None,
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        if new_name is None and description is None:
+            raise RefusalError(messages.EDIT_NOTHING)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        old = self.service.classes(guild_id)
+        definition = await self.service.edit_class(
+            guild_id, name, new_name=new_name, description=description
+        )
+        key = zsl.ClassDefinition(name).key
+        old_name = next((d.name for d in old if d.key == key), definition.name)
+        text = messages.class_edited(
+            render.shown(old_name, 200),
+            render.shown(definition.name, 200),
+            render.shown(definition.description, 1000),
+        )
+        await reply(interaction, text, ephemeral=True)
+
+    @app_commands.command(name="removeclass", description=messages.REMOVE_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(name=messages.REMOVE_NAME)
+    async def remove_class(
+        self, interaction: Interaction, name: app_commands.Range[str, 1, MAX_NAME]
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await self.service.remove_class(guild_id, name)
+        count = len(self.service.classes(guild_id))
+        await reply(
+            interaction,
+            messages.class_removed(render.shown(removed.name, 200), count),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="threshold", description=messages.THRESHOLD_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(value=messages.THRESHOLD_VALUE, reset=messages.THRESHOLD_RESET)
+    async def threshold(
+        self,
+        interaction: Interaction,
+        value: app_commands.Range[float, 0.0, 1.0] | None = None,
+        reset: bool = False,
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        if value is not None and reset:
+            raise RefusalError(messages.THRESHOLD_BOTH)
+        if value is None and not reset:
+            text = messages.threshold_shown(self.service.threshold(guild_id), zsl.DEFAULT_THRESHOLD)
+            await reply(interaction, text, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        current = await self.service.set_threshold(guild_id, None if reset else value)
+        await reply(interaction, messages.threshold_set(current), ephemeral=True)
+
+    @edit_class.autocomplete("name")
+    @remove_class.autocomplete("name")
+    async def class_name_autocomplete(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The guild's class names that contain what was typed, those starting with it first."""
+        if interaction.guild_id is None:
+            return []
+        typed = current.casefold().strip()
+        names = [
+            d.name
+            for d in self.service.classes(interaction.guild_id)
+            if typed in d.name.casefold() and len(d.name) <= CHOICE_LENGTH
+        ]
+        names.sort(key=lambda n: (not n.casefold().startswith(typed), n.casefold()))
+        return [app_commands.Choice(name=n, value=n) for n in names[:AUTOCOMPLETE_CHOICES]]
+
+
+async def reply(
+    interaction: Interaction,
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+    ephemeral: bool,
+) -> None:
+    """Answer an interaction, or follow up if it was deferred; never pings anyone."""
+    kwargs: dict[str, Any] = {"ephemeral": ephemeral, "allowed_mentions": NO_MENTIONS}
+    if content is not None:
+        kwargs["content"] = content
+    if embed is not None:
+        kwargs["embed"] = embed
+    if interaction.response.is_done():
+        await interaction.followup.send(**kwargs)
+    else:
+        await interaction.response.send_message(**kwargs)
+
+
+async def setup(
+    bot: commands.Bot | commands.AutoShardedBot, service: zsl.ZeroShotService, settings: Settings
+) -> ZeroShotCog:
+    """Wire the cog and its context menu into ``bot``."""
+    cog = ZeroShotCog(service, settings)
+    await bot.add_cog(cog)
+    bot.tree.add_command(cog.context_menu)
+    return cog

@@ -1,0 +1,259 @@
+"""The offline console: the bot's commands typed in a terminal, answered as plain text.
+
+    $ python -m bot --console
+    > /addclass sports football match team goal
+    > /classify What a goal in the last minute!
+
+It uses the same service and store as the bot (ZSL_DATABASE_URL), under one local "server", so
+it needs no Discord account and no network. Options can be given positionally or Discord-style
+(``/editclass sports new_name: football description: match goal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TextIO, TypeVar
+
+import zsl
+from bot import messages, render
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONSOLE_GUILD_ID = 0
+"""The console's classes live under this guild id, apart from every real server."""
+
+QUIT = object()
+N = TypeVar("N", int, float)
+
+
+class UsageError(Exception):
+    """The command line could not be understood; ``str(exc)`` says how to type it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed console line: the command name and its options."""
+
+    name: str
+    options: dict[str, str]
+
+
+# command -> (option names in positional order, the last one takes the rest, usage)
+_SYNTAX: dict[str, tuple[tuple[str, ...], str]] = {
+    "addclass": (("name", "description"), "/addclass NAME DESCRIPTION..."),
+    "classify": (("text", "top"), "/classify TEXT... [top: N]"),
+    "classes": (("page",), "/classes [PAGE]"),
+    "editclass": (
+        ("name", "new_name", "description"),
+        "/editclass NAME [new_name: NEW] [description: WORDS...]",
+    ),
+    "removeclass": (("name",), "/removeclass NAME"),
+    "threshold": (("value",), "/threshold [VALUE | reset]"),
+    "help": ((), "/help"),
+    "quit": ((), "/quit"),
+}
+# Positional parsing per command: how many leading single-word (or quoted) arguments come
+# before the one that takes the rest of the line.
+_LEADING_WORDS = {"addclass": 1, "editclass": 1}
+_REST_OPTION = {
+    "addclass": "description",
+    "classify": "text",
+    "classes": "page",
+    "editclass": "description",
+    "removeclass": "name",
+    "threshold": "value",
+}
+
+
+def parse(line: str) -> Command:
+    """Parse one console line. A line without a leading ``/`` is a ``/classify``.
+
+    Raises:
+        UsageError: unknown command or option, or a missing closing quote.
+    """
+    line = line.strip()
+    if not line.startswith("/"):
+        return Command("classify", {"text": line} if line else {})
+    head, _, rest = line[1:].partition(" ")
+    name = head.lower()
+    if name == "exit":
+        name = "quit"
+    if name not in _SYNTAX:
+        raise UsageError(messages.console_unknown_command(head))
+    known, _usage = _SYNTAX[name]
+    rest = rest.strip()
+    options: dict[str, str] = {}
+    # Discord-style "option: value" pairs; whatever comes before the first one is positional.
+    pattern = re.compile(r"(?:^|(?<=\s))([a-z_]+):(?=\s|$)")
+    matches = list(pattern.finditer(rest))
+    positional = rest[: matches[0].start()].strip() if matches else rest
+    for index, match in enumerate(matches):
+        option = match.group(1)
+        if option not in known:
+            raise UsageError(messages.console_unknown_option(option, name))
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
+        options[option] = _unquote(rest[match.end() : end].strip())
+    for _ in range(_LEADING_WORDS.get(name, 0)):
+        if not positional:
+            break
+        word, positional = _first_word(positional)
+        options.setdefault("name", word)
+    if positional and name in _REST_OPTION:
+        options.setdefault(_REST_OPTION[name], _unquote(positional))
+    return Command(name, options)
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    if text[0] in "\"'":
+        end = text.find(text[0], 1)
+        if end == -1:
+            raise UsageError(
+                messages.console_usage('a quoted name needs its closing quote: "video games"')
+            )
+        return text[1:end], text[end + 1 :].strip()
+    word, _, rest = text.partition(" ")
+    return word, rest.strip()
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+class Console:
+    """Runs parsed commands against a service and returns the text to print."""
+
+    def __init__(self, service: zsl.ZeroShotService, guild_id: int = CONSOLE_GUILD_ID) -> None:
+        self.service = service
+        self.guild_id = guild_id
+        self._handlers: dict[str, Callable[[dict[str, str]], Awaitable[str]]] = {
+            "addclass": self._add,
+            "classify": self._classify,
+            "classes": self._classes,
+            "editclass": self._edit,
+            "removeclass": self._remove,
+            "threshold": self._threshold,
+        }
+
+    async def execute(self, line: str) -> str | object:
+        """The answer to one line, or ``QUIT``. Expected failures come back as their sentence."""
+        try:
+            command = parse(line)
+            if command.name == "quit":
+                return QUIT
+            if command.name == "help":
+                return messages.CONSOLE_HELP
+            return await self._handlers[command.name](command.options)
+        except (UsageError, zsl.ZslError) as exc:
+            return str(exc)
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception("incident %s: console command %r failed", incident, line)
+            return messages.unexpected_error(incident)
+
+    @staticmethod
+    def _require(options: dict[str, str], command: str, *names: str) -> tuple[str, ...]:
+        if any(not options.get(name) for name in names):
+            raise UsageError(messages.console_usage(_SYNTAX[command][1]))
+        return tuple(options[name] for name in names)
+
+    async def _add(self, options: dict[str, str]) -> str:
+        (name,) = self._require(options, "addclass", "name")
+        definition = await self.service.add_class(
+            self.guild_id, name, options.get("description", "")
+        )
+        return messages.class_added(definition.name, len(self.service.classes(self.guild_id)))
+
+    async def _classify(self, options: dict[str, str]) -> str:
+        (text,) = self._require(options, "classify", "text")
+        top = _number(options.get("top", "3"), "top", int)
+        result = await self.service.classify(self.guild_id, text, top_k=top)
+        return render.result_text(result)
+
+    async def _classes(self, options: dict[str, str]) -> str:
+        return render.classes_text(self.service.classes(self.guild_id))
+
+    async def _edit(self, options: dict[str, str]) -> str:
+        (name,) = self._require(options, "editclass", "name")
+        new_name, description = options.get("new_name"), options.get("description")
+        if new_name is None and description is None:
+            return messages.EDIT_NOTHING
+        old = self.service.classes(self.guild_id)
+        key = zsl.ClassDefinition(name).key
+        definition = await self.service.edit_class(
+            self.guild_id, name, new_name=new_name, description=description
+        )
+        old_name = next((d.name for d in old if d.key == key), definition.name)
+        return messages.class_edited(old_name, definition.name, definition.description)
+
+    async def _remove(self, options: dict[str, str]) -> str:
+        (name,) = self._require(options, "removeclass", "name")
+        removed = await self.service.remove_class(self.guild_id, name)
+        return messages.class_removed(removed.name, len(self.service.classes(self.guild_id)))
+
+    async def _threshold(self, options: dict[str, str]) -> str:
+        raw = options.get("value", "").strip().lower()
+        if not raw:
+            return messages.threshold_shown(
+                self.service.threshold(self.guild_id), zsl.DEFAULT_THRESHOLD
+            )
+        value = None if raw == "reset" else _number(raw, "The threshold", float)
+        return messages.threshold_set(await self.service.set_threshold(self.guild_id, value))
+
+
+def _number(raw: str, what: str, kind: Callable[[str], N]) -> N:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UsageError(messages.console_bad_number(what, raw)) from None
+
+
+def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO) -> None:
+    """Read lines until /quit or end of input and print each answer.
+
+    Reading happens outside the event loop, so Ctrl+C at the prompt simply ends the console.
+    """
+    interactive = stdin.isatty()
+    print(messages.CONSOLE_BANNER, file=stdout, flush=True)
+    while True:
+        if interactive:
+            print("> ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        answer = runner.run(console.execute(line))
+        if answer is QUIT:
+            break
+        print(answer, file=stdout, flush=True)
+    print(messages.CONSOLE_BYE, file=stdout, flush=True)
+
+
+def main(settings: Settings) -> int:
+    """``python -m bot --console``: load the model, open the store, read commands."""
+    print(messages.CONSOLE_LOADING, file=sys.stderr, flush=True)
+    try:
+        vectors = zsl.load_vectors(settings.model)
+        with asyncio.Runner() as runner:
+            service = runner.run(
+                zsl.ZeroShotService.open(vectors, settings.database_url, limits=settings.limits)
+            )
+            try:
+                repl(runner, Console(service), sys.stdin, sys.stdout)
+            except KeyboardInterrupt:
+                print(messages.CONSOLE_BYE, file=sys.stdout, flush=True)
+            finally:
+                runner.run(service.close())
+    except zsl.ZslError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,174 @@
+"""Every sentence a user of the bot or the console can read, in one place.
+
+Texts that echo user input take it already escaped (see ``bot.render.escape``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# -- command and option descriptions (Discord shows these; 100 characters at most) -------------
+
+CLASSIFY_DESCRIPTION = "Sort a text into this server's classes."
+CLASSIFY_TEXT = "The text to classify."
+CLASSIFY_TOP = "How many classes to show (default 3)."
+CLASSIFY_PRIVATE = "Show the result only to you."
+CONTEXT_MENU_NAME = "Classify message"
+ADD_DESCRIPTION = "Add a class: a name and a few words that describe it."
+ADD_NAME = "The class name, e.g. sports."
+ADD_DESCRIPTION_OPTION = "A few describing words, e.g. football match team goal."
+EDIT_DESCRIPTION = "Rename a class or change its description."
+EDIT_NAME = "The class to change."
+EDIT_NEW_NAME = "Its new name (leave out to keep it)."
+EDIT_NEW_DESCRIPTION = "Its new description (leave out to keep it)."
+REMOVE_DESCRIPTION = "Remove a class."
+REMOVE_NAME = "The class to remove."
+CLASSES_DESCRIPTION = "List this server's classes."
+CLASSES_PAGE = "Which page of the list to show."
+THRESHOLD_DESCRIPTION = "Show or set how sure the bot must be before it names a class."
+THRESHOLD_VALUE = "A confidence between 0 and 1; leave out to see the current one."
+THRESHOLD_RESET = "Go back to the default threshold."
+
+# -- refusals -----------------------------------------------------------------------------------
+
+DM_REFUSED = (
+    "Classes belong to a server, so this works only in a server channel. Run the command there."
+)
+MISSING_PERMISSION = (
+    "Only members with the Manage Server permission can change classes. "
+    "Ask a server admin to do it."
+)
+NO_MESSAGE_TEXT = (
+    "That message has no text to classify (only attachments or embeds). Pick one with text."
+)
+EDIT_NOTHING = "Tell me what to change: give a new name, a new description, or both."
+THRESHOLD_BOTH = "Give a value or reset, not both."
+
+
+def cooldown(retry_after: float) -> str:
+    return f"You are classifying quickly. Try again in {retry_after:.1f} seconds."
+
+
+def unexpected_error(incident: str) -> str:
+    return (
+        f"Something went wrong on my side (incident {incident}). "
+        "Try again in a minute; if it keeps happening, give the bot's operator this code."
+    )
+
+
+# -- confirmations ------------------------------------------------------------------------------
+
+
+def _classes(count: int) -> str:
+    return "1 class" if count == 1 else f"{count} classes"
+
+
+def class_added(name: str, count: int) -> str:
+    return f'Added the class "{name}". This server now has {_classes(count)}.'
+
+
+def class_edited(old_name: str, name: str, description: str) -> str:
+    shown = description or NO_DESCRIPTION
+    if old_name == name:
+        return f'Updated the class "{name}": {shown}'
+    return f'Renamed the class "{old_name}" to "{name}": {shown}'
+
+
+def class_removed(name: str, count: int) -> str:
+    return f'Removed the class "{name}". This server now has {_classes(count)}.'
+
+
+def threshold_shown(value: float, default: float) -> str:
+    return (
+        f"The bot names a class only when it is at least {value:.0%} sure "
+        f"(the default is {default:.0%}). Admins can change it with /threshold value:."
+    )
+
+
+def threshold_set(value: float) -> str:
+    return f"From now on the bot names a class only when it is at least {value:.0%} sure."
+
+
+# -- results ------------------------------------------------------------------------------------
+
+RESULT_TITLE = "Classification"
+ABSTAINED = "No class fits this text well enough."
+LIST_TITLE = "Classes of this server"
+NO_CLASSES = "This server has no classes yet. An admin can add one with /addclass."
+NO_DESCRIPTION = "(no description)"
+
+
+def abstained_detail(best: str, confidence: float, threshold: float) -> str:
+    return (
+        f"The closest is {best} at {confidence:.0%}, below the {threshold:.0%} this server "
+        "asks for."
+    )
+
+
+def unknown_text_words(words: str) -> str:
+    return f"Ignored words the model does not know: {words}"
+
+
+def evidence(words: str) -> str:
+    return f"Words that decided it: {words}"
+
+
+def page_footer(page: int, pages: int, count: int) -> str:
+    return f"Page {page} of {pages} - {_classes(count)}. Use /classes page: to see more."
+
+
+def page_out_of_range(page: int, pages: int) -> str:
+    return f"There is no page {page}; the list has {pages} pages."
+
+
+# -- console --------------------------------------------------------------------------------------
+
+CONSOLE_BANNER = (
+    "Zero-shot classifier console. Type /help for the commands, /quit to leave.\n"
+    "Start with: /addclass sports football match team goal"
+)
+CONSOLE_LOADING = "Loading the word-vector model..."
+CONSOLE_HELP = """\
+Commands (options may also be typed Discord-style: /addclass name: video games description: play):
+  /addclass NAME DESCRIPTION...      add a class (quote a name with spaces: "video games")
+  /classify TEXT...                  rank the classes for a text
+  /classes [PAGE]                    list the classes
+  /editclass NAME new_name: NEW description: WORDS...
+                                     rename a class and/or change its description
+  /removeclass NAME                  remove a class
+  /threshold [VALUE | reset]         show or set the abstain threshold (0 to 1)
+  /help                              this help
+  /quit                              leave the console
+Anything not starting with / is classified."""
+CONSOLE_BYE = "Bye."
+
+
+def console_unknown_command(name: str) -> str:
+    return f"There is no command /{name}. Type /help to see the commands."
+
+
+def console_usage(usage: str) -> str:
+    return f"Usage: {usage}"
+
+
+def console_bad_number(what: str, raw: str) -> str:
+    return f"{what} must be a number, not {raw!r}."
+
+
+def console_unknown_option(option: str, command: str) -> str:
+    return f"/{command} has no option {option}:. Type /help to see the options."
+
+
+# -- operators ------------------------------------------------------------------------------------
+
+TOKEN_MISSING = (
+    "DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers/applications, "
+    "copy its token from the Bot page and put it in .env as DISCORD_TOKEN=... "
+    "(or try the offline console: python -m bot --console)."
+)
+TOKEN_REJECTED = (
+    "Discord rejected DISCORD_TOKEN. Copy a fresh token from the Bot page at "
+    "https://discord.com/developers/applications and put it in .env as DISCORD_TOKEN=..."
+)

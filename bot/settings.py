@@ -1,0 +1,171 @@
+"""Settings: one frozen object read from the environment and an optional ``.env`` file.
+
+Every key is listed, with its default, in ``.env.example``. A bad value stops the bot with
+one plain sentence that names the key (:class:`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from dotenv import load_dotenv
+
+import zsl
+from bot import messages
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
+DEFAULT_COOLDOWN_SECONDS = 3.0
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str(exc)`` is one sentence naming the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot and the console can be configured with."""
+
+    token: str | None = None
+    model: str = zsl.DEFAULT_MODEL
+    database_url: str = DEFAULT_DATABASE_URL
+    cache_dir: Path | None = None
+    dev_guild_id: int | None = None
+    classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
+    limits: zsl.Limits = field(default_factory=zsl.Limits)
+    log_level: str = "INFO"
+    api_base: str | None = None
+    gateway_url: str | None = None
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Parse settings from a mapping such as ``os.environ``; empty values mean "unset".
+
+        Raises:
+            SettingsError: a value is malformed; the message names the key.
+        """
+        values = {key: value.strip() for key, value in env.items() if value and value.strip()}
+        defaults = zsl.Limits()
+        limits = zsl.Limits(
+            name_length=_get(values, "ZSL_MAX_NAME_LENGTH", _positive_int, defaults.name_length),
+            description_length=_get(
+                values, "ZSL_MAX_DESCRIPTION_LENGTH", _positive_int, defaults.description_length
+            ),
+            text_length=_get(values, "ZSL_MAX_TEXT_LENGTH", _positive_int, defaults.text_length),
+            classes_per_guild=_get(
+                values, "ZSL_MAX_CLASSES", _positive_int, defaults.classes_per_guild
+            ),
+        )
+        shard_count = _get(values, "SHARD_COUNT", _positive_int, None)
+        shard_ids = _get(values, "SHARD_IDS", _int_list, None)
+        if shard_ids is not None:
+            if shard_count is None:
+                raise SettingsError("SHARD_IDS needs SHARD_COUNT too (the total number of shards).")
+            if any(not 0 <= shard_id < shard_count for shard_id in shard_ids):
+                raise SettingsError(
+                    f"SHARD_IDS must be numbers from 0 to {shard_count - 1} (SHARD_COUNT - 1)."
+                )
+        log_level = values.get("LOG_LEVEL", "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}.")
+        cache_dir = values.get("ZSL_CACHE_DIR")
+        return cls(
+            token=values.get("DISCORD_TOKEN"),
+            model=values.get("ZSL_MODEL", zsl.DEFAULT_MODEL),
+            database_url=values.get("ZSL_DATABASE_URL", DEFAULT_DATABASE_URL),
+            cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
+            dev_guild_id=_get(values, "DEV_GUILD_ID", _snowflake, None),
+            classify_cooldown_seconds=_get(
+                values, "CLASSIFY_COOLDOWN_SECONDS", _seconds, DEFAULT_COOLDOWN_SECONDS
+            ),
+            limits=limits,
+            log_level=log_level,
+            api_base=_get(values, "DISCORD_API_BASE", _http_url, None),
+            gateway_url=_get(values, "DISCORD_GATEWAY_URL", _ws_url, None),
+            shard_count=shard_count,
+            shard_ids=shard_ids,
+        )
+
+    @classmethod
+    def load(cls, env_file: str | os.PathLike[str] = ".env") -> Settings:
+        """Read ``env_file`` into the environment (real variables win) and parse it.
+
+        The file goes into ``os.environ`` so that the core sees the same ``ZSL_*`` values.
+
+        Raises:
+            SettingsError: a value is malformed.
+        """
+        load_dotenv(env_file, override=False)
+        return cls.from_mapping(os.environ)
+
+    def require_token(self) -> str:
+        """The Discord token. Raises SettingsError with where to get one when it is missing."""
+        if not self.token:
+            raise SettingsError(messages.TOKEN_MISSING)
+        return self.token
+
+
+def _get(values: Mapping[str, str], key: str, parse: Callable[[str], T], default: T) -> T:
+    raw = values.get(key)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key} must be {exc}, not {raw!r}.") from None
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("a whole number above 0") from None
+    if value < 1:
+        raise ValueError("a whole number above 0")
+    return value
+
+
+def _snowflake(raw: str) -> int:
+    if not raw.isdigit() or int(raw) == 0:
+        raise ValueError("a server ID (the number from Copy Server ID)")
+    return int(raw)
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("a number of seconds, 0 or more") from None
+    if not (value >= 0 and value != float("inf")):
+        raise ValueError("a number of seconds, 0 or more")
+    return value
+
+
+def _int_list(raw: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError("a comma-separated list of shard numbers such as 0,1,2")
+    return tuple(dict.fromkeys(int(part) for part in parts))
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _ws_url(raw: str) -> str:
+    if not raw.startswith(("ws://", "wss://")):
+        raise ValueError("a ws:// or wss:// URL")
+    return raw
