@@ -77,7 +77,7 @@ def read_class_file(path: Path) -> list[tuple[str, str]]:
                 '{"name": ..., "description": ...} objects.'
             )
         if not all(isinstance(n, str) and isinstance(d, str) for n, d in pairs):
-            raise ZslError(f"Every name and description in {path} must be a string.")
+            raise ZslError(f"The class file {path} must hold text names and descriptions.")
         return [(str(n), str(d)) for n, d in pairs]
     rows = []
     for line in text.splitlines():

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zsl import ClassSet, Encoder, InvalidClassError, Limits, UnknownWordsError, WordVectors
+from zsl.classes import embed_class, validate_class
+from zsl.errors import ClassLimitError, ClassNotFoundError, DuplicateClassError
+from zsl.store import ClassDefinition, name_key
+
+LIMITS = Limits()
+
+
+class TestValidation:
+    def test_cleans_whitespace_and_invisible_characters(self) -> None:
+        definition = validate_class("  sports\u200b  news ", " football\n match ", LIMITS)
+
+        assert definition == ClassDefinition("sports news", "football match")
+
+    @pytest.mark.parametrize(
+        ("name", "description", "message"),
+        [
+            ("", "x", "needs a name"),
+            ("   \u200b ", "x", "needs a name"),
+            ("a" * 51, "", "at most 50 characters"),
+            ("two\nlines", "", "one line"),
+            ("bell\x07", "", "control characters"),
+            ("ok", "d" * 301, "at most 300 characters"),
+            ("ok", "nul\x00here", "control characters"),
+            ("bad\ud800", "", "broken characters"),
+        ],
+    )
+    def test_refusals_say_what_to_do(self, name: str, description: str, message: str) -> None:
+        with pytest.raises(InvalidClassError, match=message):
+            validate_class(name, description, LIMITS)
+
+    def test_limits_are_settings(self) -> None:
+        short = Limits(name_length=5)
+
+        with pytest.raises(InvalidClassError, match="at most 5"):
+            validate_class("sixsix", "", short)
+
+    def test_names_differing_in_case_width_or_spacing_are_the_same(self) -> None:
+        assert name_key("Sports  News") == name_key("sports news") == name_key("ＳＰＯＲＴＳ news")
+
+
+class TestClassSet:
+    def _set(self, tiny: WordVectors, *names: str) -> ClassSet:
+        encoder = Encoder(tiny)
+        classes = ClassSet.EMPTY
+        for name in names:
+            classes = classes.added(embed_class(encoder, ClassDefinition(name)))
+        return classes
+
+    def test_snapshot_is_immutable(self, tiny: WordVectors) -> None:
+        classes = self._set(tiny, "sports", "music")
+
+        with pytest.raises(ValueError, match="read-only"):
+            classes.matrix[0, 0] = 1.0
+
+    def test_changes_return_new_sets_and_leave_the_old_one(self, tiny: WordVectors) -> None:
+        before = self._set(tiny, "sports", "music")
+        encoder = Encoder(tiny)
+
+        after = before.added(embed_class(encoder, ClassDefinition("politics")))
+        renamed = after.replaced("MUSIC", embed_class(encoder, ClassDefinition("band")))
+        smaller = renamed.removed("sports")
+
+        assert [d.name for d in before.definitions] == ["sports", "music"]
+        assert [d.name for d in after.definitions] == ["sports", "music", "politics"]
+        assert [d.name for d in renamed.definitions] == ["sports", "band", "politics"]
+        assert [d.name for d in smaller.definitions] == ["band", "politics"]
+        assert smaller.matrix.shape == (2, tiny.dim)
+
+    def test_refuses_duplicates_and_the_limit(self, tiny: WordVectors) -> None:
+        classes = self._set(tiny, "sports", "music")
+
+        with pytest.raises(DuplicateClassError):
+            classes.check_can_add(ClassDefinition("SPORTS"), LIMITS)
+        with pytest.raises(ClassLimitError, match="2 classes"):
+            classes.check_can_add(ClassDefinition("politics"), Limits(classes_per_guild=2))
+        with pytest.raises(ClassNotFoundError):
+            classes.removed("cooking")
+
+    def test_class_vector_uses_name_and_description(self, tiny: WordVectors) -> None:
+        encoder = Encoder(tiny)
+
+        plain = embed_class(encoder, ClassDefinition("sports"))
+        described = embed_class(encoder, ClassDefinition("sports", "band concert"))
+
+        assert float(plain.vector @ described.vector) < 0.95
+        assert np.linalg.norm(described.vector) == pytest.approx(1.0, abs=1e-5)
+
+    def test_class_without_known_words_is_refused(self, tiny: WordVectors) -> None:
+        with pytest.raises(UnknownWordsError, match="zorb") as info:
+            embed_class(Encoder(tiny), ClassDefinition("zorb", "quux blarg"))
+
+        assert info.value.words == ("zorb", "quux", "blarg")
+
+    def test_unknown_description_words_are_kept_as_a_note(self, tiny: WordVectors) -> None:
+        cls = embed_class(Encoder(tiny), ClassDefinition("sports", "football zorb"))
+
+        assert cls.unknown_words == ("zorb",)

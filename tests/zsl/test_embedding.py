@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zsl import Encoder, UnknownWordsError, WordVectors
+
+
+def test_frequent_words_weigh_less_than_rare_ones(tiny: WordVectors) -> None:
+    encoded = Encoder(tiny).encode("the football")
+
+    weight = dict(zip(encoded.words, encoded.weights.tolist(), strict=True))
+
+    assert weight["the"] < weight["football"] / 3
+
+
+def test_vectors_are_unit_length(tiny: WordVectors) -> None:
+    encoded = Encoder(tiny).encode("the band played a song")
+
+    assert np.linalg.norm(encoded.vector) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(encoded.word_vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_common_component_is_removed(tiny: WordVectors) -> None:
+    encoder = Encoder(tiny)
+
+    # Every function word points mostly along the shared "ordinary text" axis; after the
+    # common component is removed, two unrelated topic words are no longer alike through it.
+    football, album = encoder.encode("football").vector, encoder.encode("album").vector
+    raw = tiny.vectors[tiny.key_to_index["football"]] @ tiny.vectors[tiny.key_to_index["album"]]
+
+    assert float(football @ album) < 0.0 < float(raw)
+
+
+def test_unknown_words_are_reported_and_ignored(tiny: WordVectors) -> None:
+    encoded = Encoder(tiny).encode("football zorblax Quuxify")
+
+    assert encoded.words == ("football",)
+    assert encoded.unknown_words == ("zorblax", "Quuxify")
+
+
+def test_text_without_known_words_is_refused_with_the_words(tiny: WordVectors) -> None:
+    with pytest.raises(UnknownWordsError, match="zorblax, quux") as info:
+        Encoder(tiny).encode("zorblax quux")
+
+    assert info.value.words == ("zorblax", "quux")
+
+
+def test_text_that_is_only_markup_is_refused(tiny: WordVectors) -> None:
+    with pytest.raises(UnknownWordsError, match="no words once links, mentions"):
+        Encoder(tiny).encode("<@123> https://example.com")
+
+
+def test_hyphenated_words_fall_back_to_their_parts(tiny: WordVectors) -> None:
+    assert Encoder(tiny).encode("football-album").words == ("football", "album")
+
+
+def test_casing_follows_the_model(tiny: WordVectors) -> None:
+    assert Encoder(tiny).encode("FOOTBALL Goal").words == ("FOOTBALL", "Goal")
+
+
+def test_real_model_weights_and_refuses_gibberish(glove: WordVectors) -> None:
+    encoder = Encoder(glove)
+
+    encoded = encoder.encode("What a goal in the last minute!")
+    with pytest.raises(UnknownWordsError):
+        encoder.encode("qxzvvb wqqxjk")
+
+    weight = dict(zip(encoded.words, encoded.weights.tolist(), strict=True))
+    assert weight["goal"] > 5 * weight["the"]

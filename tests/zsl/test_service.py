@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import zsl.service
+from tests.conftest import TINY_WORDS, make_vectors
+from zsl import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    InvalidClassError,
+    InvalidTextError,
+    Limits,
+    NoClassesError,
+    UnknownWordsError,
+    WordVectors,
+    ZeroShotService,
+    ZslError,
+)
+from zsl.store import ClassDefinition, open_store
+
+pytestmark = pytest.mark.asyncio
+
+TOPICS = [
+    ("sports", "football match team goal"),
+    ("music", "song album band concert"),
+    ("politics", "election government vote minister"),
+    ("cooking", "recipe bake oven kitchen"),
+]
+
+
+async def _service(vectors: WordVectors, url: str, **kwargs: Any) -> ZeroShotService:
+    service = await ZeroShotService.open(vectors, url, **kwargs)
+    for name, description in TOPICS:
+        await service.add_class(1, name, description)
+    return service
+
+
+async def _state(service: ZeroShotService, url: str) -> tuple[Any, Any]:
+    store = await open_store(url)
+    stored = await store.load_all()
+    await store.close()
+    return {g: service.classes(g) for g in service.guild_ids()}, stored
+
+
+class TestWithTheRealModel:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("What a goal in the last minute!", "sports"),
+            ("their new album is out and the tour starts in May", "music"),
+            ("the minister resigned after the vote", "politics"),
+            ("preheat the oven and bake for 20 minutes", "cooking"),
+        ],
+    )
+    async def test_classifies(self, glove: WordVectors, db_url: str, text: str, expected: str) -> None:
+        async with await _service(glove, db_url) as service:
+            result = await service.classify(1, text)
+
+        assert result.top.name == expected
+        assert not result.abstained
+
+    async def test_classes_are_per_guild(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            await service.add_class(2, "weather", "rain snow sunny forecast")
+
+            first = await service.classify(1, "heavy rain and snow tomorrow", top_k=25)
+            second = await service.classify(2, "What a goal!", top_k=25)
+            with pytest.raises(NoClassesError):
+                await service.classify(3, "anything")
+
+        assert "weather" not in [p.name for p in first.predictions]
+        assert [p.name for p in second.predictions] == ["weather"]
+
+    async def test_reopening_gives_back_every_class(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            await service.set_threshold(1, 0.3)
+            before = service.classes(1)
+
+        async with await ZeroShotService.open(glove, db_url) as reopened:
+            after = reopened.classes(1)
+            threshold = reopened.threshold(1)
+            result = await reopened.classify(1, "the band played our favourite song")
+
+        assert after == before == tuple(ClassDefinition(n, d) for n, d in TOPICS)
+        assert threshold == 0.3
+        assert result.top.name == "music"
+
+    async def test_classes_survive_a_model_change(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url):
+            pass
+
+        # The tiny model knows sports/music/politics words but nothing about cooking.
+        async with await ZeroShotService.open(make_vectors(TINY_WORDS), db_url) as other:
+            under_tiny = other.classes(1)
+            result = await other.classify(1, "football goal")
+        async with await ZeroShotService.open(glove, db_url) as back:
+            under_glove = back.classes(1)
+
+        assert [d.name for d in under_tiny] == ["sports", "music", "politics"]
+        assert result.top.name == "sports"
+        assert [d.name for d in under_glove] == [n for n, _ in TOPICS]
+
+
+class TestRefusalsChangeNothing:
+    @pytest.mark.parametrize(
+        ("call", "error"),
+        [
+            (lambda s: s.add_class(1, "SPORTS", "again"), DuplicateClassError),
+            (lambda s: s.add_class(1, "x" * 51), InvalidClassError),
+            (lambda s: s.add_class(1, "qxzvvb", "wqqxjk"), UnknownWordsError),
+            (lambda s: s.edit_class(1, "nope", description="x"), ClassNotFoundError),
+            (lambda s: s.edit_class(1, "sports", new_name="Music"), DuplicateClassError),
+            (
+                lambda s: s.edit_class(1, "sports", new_name="qxzvvb", description="wqqxjk"),
+                UnknownWordsError,
+            ),
+            (lambda s: s.edit_class(1, "sports", new_name="a\nb"), InvalidClassError),
+            (lambda s: s.remove_class(1, "nope"), ClassNotFoundError),
+            (lambda s: s.set_threshold(1, 1.5), InvalidClassError),
+            (lambda s: s.set_threshold(1, float("nan")), InvalidClassError),
+        ],
+    )
+    async def test_refused_write(
+        self, glove: WordVectors, db_url: str, call: Any, error: type[ZslError]
+    ) -> None:
+        service = await _service(glove, db_url)
+        before = await _state(service, db_url)
+
+        with pytest.raises(error):
+            await call(service)
+        after = await _state(service, db_url)
+        await service.close()
+
+        assert after == before
+
+    async def test_class_limit(self, glove: WordVectors, db_url: str) -> None:
+        service = await _service(glove, db_url, limits=Limits(classes_per_guild=len(TOPICS)))
+        before = await _state(service, db_url)
+
+        with pytest.raises(ClassLimitError, match=f"{len(TOPICS)} classes"):
+            await service.add_class(1, "weather", "rain snow")
+        after = await _state(service, db_url)
+        await service.close()
+
+        assert after == before
+
+    async def test_store_failure_keeps_the_old_snapshot(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        service = await _service(glove, db_url)
+        before = await _state(service, db_url)
+
+        async def broken(*args: object) -> None:
+            raise zsl.StoreUnavailableError("The class registry cannot be written right now.")
+
+        monkeypatch.setattr(service.store, "insert_class", broken)
+        with pytest.raises(zsl.StoreUnavailableError):
+            await service.add_class(1, "weather", "rain snow")
+        monkeypatch.undo()
+        after = await _state(service, db_url)
+        await service.close()
+
+        assert after == before
+
+    @pytest.mark.parametrize(
+        ("text", "top_k", "message"),
+        [("", 3, "no text"), ("   ", 3, "no text"), ("x" * 2001, 3, "limit is 2000"),
+         ("goal", 0, "between 1 and 25"), ("goal", 26, "between 1 and 25")],
+    )
+    async def test_bad_classify_input(
+        self, glove: WordVectors, db_url: str, text: str, top_k: int, message: str
+    ) -> None:
+        async with await _service(glove, db_url) as service:
+            with pytest.raises(InvalidTextError, match=message):
+                await service.classify(1, text, top_k=top_k)
+
+
+class TestEditing:
+    async def test_rename_and_redescribe(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            await service.edit_class(1, "COOKING", new_name="food")
+            edited = await service.edit_class(1, "food", description="pizza pasta restaurant")
+            renamed_case = await service.edit_class(1, "music", new_name="Music")
+            result = await service.classify(1, "best pizza in town")
+            names = [d.name for d in service.classes(1)]
+
+        assert edited == ClassDefinition("food", "pizza pasta restaurant")
+        assert renamed_case.name == "Music"
+        assert names == ["sports", "Music", "politics", "food"]
+        assert result.top.name == "food"
+
+    async def test_remove(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            removed = await service.remove_class(1, "Sports")
+            result = await service.classify(1, "What a goal!", top_k=25)
+
+        assert removed == ClassDefinition("sports", "football match team goal")
+        assert "sports" not in [p.name for p in result.predictions]
+
+
+class TestConcurrency:
+    async def test_concurrent_writers_in_one_guild_lose_nothing(
+        self, glove: WordVectors, db_url: str
+    ) -> None:
+        words = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
+        async with await ZeroShotService.open(glove, db_url) as service:
+            results = await asyncio.gather(
+                *(service.add_class(1, w, f"{w} colour") for w in words),
+                *(service.add_class(1, w.upper(), "duplicate") for w in words),
+                return_exceptions=True,
+            )
+            names = sorted(d.name.lower() for d in service.classes(1))
+            _, stored = await _state(service, db_url)
+
+        assert sum(isinstance(r, DuplicateClassError) for r in results) == len(words)
+        assert not [r for r in results if isinstance(r, Exception) and
+                    not isinstance(r, DuplicateClassError)]
+        assert names == sorted(words)
+        assert sorted(c.name.lower() for c in stored[1].classes) == sorted(words)
+
+    async def test_readers_never_see_a_half_built_set(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            seen: list[int] = []
+
+            async def read() -> None:
+                for _ in range(40):
+                    result = await service.classify(1, "the weather today", top_k=25)
+                    names = [p.name for p in result.predictions]
+                    assert len(names) == len(set(names))
+                    seen.append(len(names))
+
+            async def write() -> None:
+                for i in range(10):
+                    await service.add_class(1, f"extra {i}", "weather rain")
+
+            await asyncio.gather(read(), read(), write(), *(
+                service.add_class(g, "sports", "football") for g in range(2, 30)
+            ))
+
+        assert set(seen) <= set(range(len(TOPICS), len(TOPICS) + 11))
+        assert max(seen) > min(seen)
+        assert len(service.guild_ids()) == 29
+
+    async def test_vector_maths_runs_off_the_event_loop(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[threading.Thread] = []
+        real_rank = zsl.service.rank
+
+        def spy(*args: Any) -> Any:
+            threads.append(threading.current_thread())
+            return real_rank(*args)
+
+        monkeypatch.setattr(zsl.service, "rank", spy)
+        async with await _service(glove, db_url) as service:
+            await service.classify(1, "goal")
+
+        assert threads
+        assert threading.main_thread() not in threads
+
+
+async def test_store_folder_is_created(glove: WordVectors, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/deep/er/zsl.sqlite3"
+
+    async with await ZeroShotService.open(glove, url) as service:
+        await service.add_class(1, "sports", "football")
+
+    assert (tmp_path / "deep" / "er" / "zsl.sqlite3").exists()

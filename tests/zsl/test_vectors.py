@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gensim.models import FastText, KeyedVectors
+from gensim.models.fasttext import save_facebook_model
+
+from zsl import DEFAULT_MODEL, ModelError, WordVectors, load_vectors
+from zsl.vectors import convert, train_word2vec
+
+WORDS = ["the", "football", "goal", "song", "album", "Paris"]
+
+
+def _keyed_vectors() -> KeyedVectors:
+    kv = KeyedVectors(3)
+    rng = np.random.default_rng(0)
+    kv.add_vectors(WORDS, rng.normal(size=(len(WORDS), 3)).astype(np.float32))
+    return kv
+
+
+def _assert_same_vectors(loaded: WordVectors, kv: KeyedVectors) -> None:
+    assert len(loaded) == len(WORDS)
+    for word in WORDS:
+        np.testing.assert_allclose(loaded.vectors[loaded.key_to_index[word]], kv[word], rtol=1e-5)
+
+
+class TestDefaultModel:
+    def test_default_is_glove_6b_50d_memory_mapped(self, glove: WordVectors) -> None:
+        assert glove.name == DEFAULT_MODEL
+        assert (len(glove), glove.dim) == (400_000, 50)
+        assert isinstance(glove.vectors, np.memmap)
+        assert not glove.vectors.flags.writeable
+        assert list(glove.key_to_index)[:3] == ["the", ",", "."]
+        assert glove.counts is None  # GloVe ships no counts: frequency comes from the rank
+
+    def test_loaded_once_per_process(self, glove: WordVectors) -> None:
+        assert load_vectors() is glove
+
+    def test_cased_lookups_fall_back_to_the_uncased_vocabulary(self, glove: WordVectors) -> None:
+        assert glove.index("Football") == glove.index("football") is not None
+        assert glove.index("NASA") == glove.index("nasa")
+
+    def test_two_processes_starting_at_once_convert_once(self, tmp_path: Path) -> None:
+        env = {**os.environ, "ZSL_CACHE_DIR": str(tmp_path)}
+        code = (
+            "import logging; logging.basicConfig(level=logging.INFO);"
+            "from zsl import load_vectors; v = load_vectors(); print(len(v))"
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=300) for p in procs]
+
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert [out.strip() for out, _ in outputs] == ["400000", "400000"]
+        assert sum(err.count("converting") for _, err in outputs) == 1
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+            "glove-6b-50d-v1.kv",
+            "glove-6b-50d-v1.kv.vectors.npy",
+        ]
+
+
+class TestFormats:
+    def test_gensim_native(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save(str(tmp_path / "m.kv"))
+
+        _assert_same_vectors(load_vectors(tmp_path / "m.kv"), kv)
+
+    def test_word2vec_binary_and_text(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save_word2vec_format(str(tmp_path / "m.bin"), binary=True)
+        kv.save_word2vec_format(str(tmp_path / "m.txt"), binary=False)
+
+        _assert_same_vectors(load_vectors(tmp_path / "m.bin"), kv)
+        _assert_same_vectors(load_vectors(tmp_path / "m.txt"), kv)
+
+    def test_glove_text_without_header(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        lines = [w + " " + " ".join(f"{x:.6f}" for x in kv[w]) for w in WORDS]
+        (tmp_path / "glove.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        _assert_same_vectors(load_vectors(tmp_path / "glove.txt"), kv)
+
+    def test_cased_model_keeps_case_and_finds_lowercase_input(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save(str(tmp_path / "m.kv"))
+
+        loaded = load_vectors(tmp_path / "m.kv")
+
+        assert loaded.index("paris") == loaded.index("Paris") == WORDS.index("Paris")
+
+    def test_fasttext_builds_unknown_words_from_subwords(self, tmp_path: Path) -> None:
+        sentences = [["football", "goal", "team", "match"], ["song", "album", "band"]] * 20
+        model = FastText(vector_size=8, min_count=1, epochs=2, seed=1, workers=1)
+        model.build_vocab(sentences)
+        model.train(sentences, total_examples=len(sentences), epochs=2)
+        save_facebook_model(model, str(tmp_path / "ft.bin"))
+
+        loaded = load_vectors(tmp_path / "ft.bin")
+
+        assert loaded.subword_vector is not None
+        assert loaded.index("footballs") is None
+        assert np.any(loaded.subword_vector("footballs"))
+
+
+class TestRefusals:
+    def test_missing_file_names_it(self, tmp_path: Path) -> None:
+        with pytest.raises(ModelError, match=r"does not exist.*ZSL_MODEL"):
+            load_vectors(tmp_path / "nope.kv")
+
+    def test_unknown_format(self, tmp_path: Path) -> None:
+        (tmp_path / "m.weird").write_bytes(bytes(range(256)) * 4)
+
+        with pytest.raises(ModelError, match="no format I know"):
+            load_vectors(tmp_path / "m.weird")
+
+    def test_corrupt_native_file(self, tmp_path: Path) -> None:
+        (tmp_path / "m.kv").write_bytes(pickle.dumps({"not": "vectors"})[:-3])
+
+        with pytest.raises(ModelError, match="corrupt"):
+            load_vectors(tmp_path / "m.kv")
+
+    def test_native_file_without_its_vectors(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save(str(tmp_path / "m.kv"), separately=["vectors"], sep_limit=0)
+        (tmp_path / "m.kv.vectors.npy").unlink()
+
+        with pytest.raises(ModelError, match="incomplete"):
+            load_vectors(tmp_path / "m.kv")
+
+    def test_text_file_with_ragged_rows(self, tmp_path: Path) -> None:
+        (tmp_path / "bad.txt").write_text("a 1 2 3\nb 1 2\n", encoding="utf-8")
+
+        with pytest.raises(ModelError, match="corrupt"):
+            load_vectors(tmp_path / "bad.txt")
+
+    def test_gensim_data_name_offline_names_the_alternatives(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        def offline(*args: object, **kwargs: object) -> socket.socket:
+            raise OSError("network is unreachable")
+
+        monkeypatch.setattr(socket, "create_connection", offline)
+        monkeypatch.setenv("ZSL_CACHE_DIR", str(tmp_path))
+
+        with pytest.raises(ModelError, match=r"could not be downloaded.*glove-6b-50d.*\.kv"):
+            load_vectors("fasttext-wiki-news-subwords-300")
+
+    def test_every_message_is_one_sentence_without_a_traceback(self, tmp_path: Path) -> None:
+        with pytest.raises(ModelError) as info:
+            load_vectors(tmp_path / "nope.bin")
+
+        assert "\n" not in str(info.value)
+        assert "Traceback" not in str(info.value)
+
+
+class TestConvertAndTrain:
+    def test_convert_writes_a_memory_mappable_copy(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save_word2vec_format(str(tmp_path / "m.txt"))
+
+        converted = convert(tmp_path / "m.txt", tmp_path / "out.kv")
+
+        assert isinstance(converted.vectors, np.memmap)
+        _assert_same_vectors(converted, kv)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "m.txt", "out.kv", "out.kv.vectors.npy"
+        ]
+
+    def test_convert_replaces_an_existing_model(self, tmp_path: Path) -> None:
+        kv = _keyed_vectors()
+        kv.save_word2vec_format(str(tmp_path / "m.txt"))
+        convert(tmp_path / "m.txt", tmp_path / "out.kv")
+        kv.vectors *= 2
+        kv.save_word2vec_format(str(tmp_path / "m.txt"))
+
+        _assert_same_vectors(convert(tmp_path / "m.txt", tmp_path / "out.kv"), kv)
+
+    def test_train_keeps_real_counts(self, tmp_path: Path) -> None:
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text(
+            "the match ended with a late goal\nthe band played a new song\n" * 50,
+            encoding="utf-8",
+        )
+
+        trained = train_word2vec(corpus, tmp_path / "chat.kv", dim=8, min_count=2, epochs=1)
+
+        assert trained.dim == 8
+        assert trained.counts is not None
+        assert trained.counts[trained.key_to_index["the"]] == 100
+        assert load_vectors(tmp_path / "chat.kv").index("goal") is not None
+
+    def test_train_refuses_a_corpus_too_small(self, tmp_path: Path) -> None:
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("one two three\n", encoding="utf-8")
+
+        with pytest.raises(ModelError, match="min-count"):
+            train_word2vec(corpus, tmp_path / "chat.kv", min_count=5)
