@@ -24,6 +24,12 @@ def intents() -> discord.Intents:
     return discord.Intents(guilds=True)
 
 
+# The bot never joins voice; without this discord.py warns at every start that voice libraries
+# are missing.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
 class ZeroShotBot(commands.AutoShardedBot):
     """The Discord side of the classifier; the model and the store are opened before it."""
 

@@ -1,0 +1,511 @@
+"""A small fake of Discord for end-to-end tests: REST and the gateway websocket on 127.0.0.1.
+
+It speaks just enough of the real protocol for discord.py 2.x: login (``/users/@me``, the
+application), ``/gateway/bot``, command sync, the gateway handshake (HELLO, IDENTIFY, READY,
+heartbeats), interaction callbacks and webhook follow-ups. It records every request, and it
+refuses what Discord would refuse: a wrong token, an interaction for a command that was never
+synced, an option that the synced command does not have.
+
+Things discord.py is strict about: a response is parsed as JSON only when ``Content-Type`` is
+exactly ``application/json`` (no charset); the interaction callback is posted with
+``?with_response=1`` and must answer ``{"interaction": ..., "resource": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TOKEN = "fake-token-for-tests"
+APPLICATION_ID = 1100000000000000001
+BOT_USER_ID = APPLICATION_ID
+MANAGE_GUILD = 1 << 5
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 31)  # view channel, send, use commands
+ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
+EPHEMERAL = 1 << 6
+
+# Interaction callback types
+PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 1, 4, 5, 8
+
+READY_SECONDS = 60.0  # a cold start converts the default model first
+ANSWER_SECONDS = 10.0
+
+Json = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Not web.json_response: it adds "; charset=utf-8" and discord.py would then see text.
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
+def user_payload(user_id: int, name: str, *, bot: bool = False) -> Json:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "global_name": name,
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+        "flags": 0,
+        "public_flags": 0,
+    }
+
+
+@dataclass
+class Recorded:
+    """One HTTP request the bot made."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class Exchange:
+    """Everything the bot answered to one interaction."""
+
+    sent_at: float
+    callback: Json | None = None
+    callback_at: float | None = None
+    callback_query: Mapping[str, str] = field(default_factory=dict)
+    followups: list[Json] = field(default_factory=list)
+    followup_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def callback_type(self) -> int | None:
+        return None if self.callback is None else int(self.callback["type"])
+
+    @property
+    def message(self) -> Json:
+        """The message the user finally sees: the follow-up after a defer, else the reply."""
+        if self.followups:
+            return self.followups[-1]
+        assert self.callback is not None
+        data: Json = self.callback.get("data") or {}
+        return data
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the user alone sees the answer (decided by the first callback)."""
+        assert self.callback is not None
+        flags = int((self.callback.get("data") or {}).get("flags") or 0)
+        return bool(flags & EPHEMERAL)
+
+    @property
+    def text(self) -> str:
+        """Content plus every embed's title, description and footer, for assertions."""
+        message = self.message
+        parts = [message.get("content") or ""]
+        for embed in message.get("embeds") or []:
+            parts += [
+                embed.get("title") or "",
+                embed.get("description") or "",
+                (embed.get("footer") or {}).get("text") or "",
+            ]
+        return "\n".join(part for part in parts if part)
+
+    def is_final(self) -> bool:
+        if self.callback_type in (CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT):
+            return True
+        return self.callback_type == DEFERRED_CHANNEL_MESSAGE and bool(self.followups)
+
+
+class FakeDiscord:
+    """REST under ``/api/v10`` and the gateway under ``/gateway`` on one 127.0.0.1 port."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.identifies: list[Json] = []
+        self.commands: dict[int | None, list[Json]] = {}  # None: global, else a guild id
+        self.sync_count = 0
+        self.exchanges: dict[str, Exchange] = {}
+        self._ids = itertools.count(1200000000000000000)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ready = asyncio.Event()
+        self._seq = 0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def env(self) -> dict[str, str]:
+        """What the bot process needs to talk to this fake instead of Discord."""
+        return {
+            "DISCORD_TOKEN": TOKEN,
+            "DISCORD_API_BASE": self.api_base,
+            "DISCORD_GATEWAY_URL": self.gateway_url,
+        }
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def reset_connection(self) -> None:
+        """Forget the last session, e.g. before starting the bot process again."""
+        self._ready = asyncio.Event()
+
+    async def wait_ready(self) -> None:
+        """Until the bot has identified on the gateway (it loads the model first)."""
+        await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
+
+    # -- REST -------------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw and request.content_type == "application/json" else raw
+        path = "/" + request.match_info["tail"]
+        self.requests.append(
+            Recorded(request.method, path, dict(request.query), body, time.monotonic())
+        )
+        parts = path.strip("/").split("/")
+        is_webhook = parts[0] in ("webhooks", "interactions")
+        if not is_webhook and request.headers.get("Authorization") != f"Bot {TOKEN}":
+            return _json({"message": "401: Unauthorized", "code": 0}, 401)
+        route = (request.method, *parts)
+        match route:
+            case ("GET", "users", "@me"):
+                return _json(user_payload(BOT_USER_ID, "zsl-test-bot", bot=True))
+            case ("GET", "oauth2", "applications", "@me"):
+                return _json(self._application())
+            case ("GET", "gateway", "bot"):
+                return _json(
+                    {
+                        "url": self.gateway_url,
+                        "shards": 1,
+                        "session_start_limit": {
+                            "total": 1000,
+                            "remaining": 999,
+                            "reset_after": 0,
+                            "max_concurrency": 1,
+                        },
+                    }
+                )
+            case ("GET", "gateway"):
+                return _json({"url": self.gateway_url})
+            case ("PUT", "applications", _, "commands"):
+                return _json(self._sync(None, body))
+            case ("PUT", "applications", _, "guilds", guild, "commands"):
+                return _json(self._sync(int(guild), body))
+            case ("GET", "applications", _, "commands"):
+                return _json(self.commands.get(None, []))
+            case ("POST", "interactions", interaction_id, token, "callback"):
+                return self._callback(interaction_id, token, body, request.query)
+            case ("POST", "webhooks", _, token):
+                return self._followup(token, body)
+            case ("PATCH", "webhooks", _, token, "messages", _):
+                return self._followup(token, body)
+            case _:
+                return _json(
+                    {"message": "404: Not Found (the fake has no such route)", "code": 0}, 404
+                )
+
+    def _application(self) -> Json:
+        return {
+            "id": str(APPLICATION_ID),
+            "name": "zsl-test",
+            "icon": None,
+            "description": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": user_payload(1000, "owner"),
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "summary": "",
+        }
+
+    def _sync(self, guild_id: int | None, body: list[Json]) -> list[Json]:
+        self.sync_count += 1
+        stored = []
+        for command in body:
+            entry = {
+                **command,
+                "id": str(self.next_id()),
+                "application_id": str(APPLICATION_ID),
+                "version": str(self.next_id()),
+            }
+            entry.setdefault("description", "")
+            if guild_id is not None:
+                entry["guild_id"] = str(guild_id)
+            stored.append(entry)
+        self.commands[guild_id] = stored
+        return stored
+
+    def _callback(
+        self, interaction_id: str, token: str, body: Json, query: Mapping[str, str]
+    ) -> web.Response:
+        exchange = self.exchanges.get(token)
+        if exchange is None:
+            return _json({"message": "Unknown interaction", "code": 10062}, 404)
+        if exchange.callback is not None:
+            return _json(
+                {"message": "Interaction has already been acknowledged.", "code": 40060}, 400
+            )
+        exchange.callback = body
+        exchange.callback_at = time.monotonic()
+        exchange.callback_query = dict(query)
+        exchange.changed.set()
+        kind = int(body["type"])
+        data = body.get("data") or {}
+        interaction: Json = {"id": interaction_id, "type": 2}
+        resource: Json = {"type": kind}
+        if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+            message = self._message(
+                data if kind == CHANNEL_MESSAGE else {"flags": data.get("flags")}
+            )
+            interaction["response_message_id"] = message["id"]
+            interaction["response_message_loading"] = kind == DEFERRED_CHANNEL_MESSAGE
+            interaction["response_message_ephemeral"] = bool(
+                int(data.get("flags") or 0) & EPHEMERAL
+            )
+            resource["message"] = message
+        return _json({"interaction": interaction, "resource": resource})
+
+    def _followup(self, token: str, body: Json) -> web.Response:
+        exchange = self.exchanges.get(token)
+        if exchange is None:
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        exchange.followups.append(body)
+        exchange.followup_at = time.monotonic()
+        exchange.changed.set()
+        return _json(self._message(body))
+
+    def _message(self, data: Json) -> Json:
+        return {
+            "id": str(self.next_id()),
+            "channel_id": "1",
+            "type": 20,
+            "content": data.get("content") or "",
+            "embeds": data.get("embeds") or [],
+            "author": user_payload(BOT_USER_ID, "zsl-test-bot", bot=True),
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "flags": int(data.get("flags") or 0),
+            "components": [],
+            "webhook_id": str(APPLICATION_ID),
+            "application_id": str(APPLICATION_ID),
+        }
+
+    # -- gateway ----------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        try:
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    break
+                payload = json.loads(message.data)
+                if payload["op"] == 1:  # heartbeat
+                    await socket.send_str(json.dumps({"op": 11}))
+                elif payload["op"] == 2:  # identify
+                    self.identifies.append(payload["d"])
+                    await self._dispatch(socket, "READY", self._ready_payload(payload["d"]))
+                    self._ready.set()
+                elif payload["op"] == 6:  # resume
+                    await self._dispatch(socket, "RESUMED", {})
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    def _ready_payload(self, identify: Json) -> Json:
+        return {
+            "v": 10,
+            "user": user_payload(BOT_USER_ID, "zsl-test-bot", bot=True),
+            "guilds": [],
+            "session_id": f"session-{self.next_id()}",
+            "resume_gateway_url": self.gateway_url,
+            "shard": identify.get("shard", [0, 1]),
+            "application": {"id": str(APPLICATION_ID), "flags": 0},
+        }
+
+    async def _dispatch(self, socket: web.WebSocketResponse, event: str, data: Json) -> None:
+        self._seq += 1
+        await socket.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    # -- driving interactions ---------------------------------------------------------------------
+
+    def synced(self, name: str, guild_id: int | None) -> tuple[Json, int | None]:
+        """The synced command called ``name`` visible in ``guild_id``, and its scope."""
+        scopes = (guild_id, None) if guild_id is not None else (None,)
+        for scope in scopes:
+            for command in self.commands.get(scope, []):
+                if command["name"] == name:
+                    return command, scope
+        raise AssertionError(f"the bot never synced a command named {name!r}")
+
+    def _options(
+        self, command: Json, options: Mapping[str, Any], focused: str | None
+    ) -> list[Json]:
+        declared = {option["name"]: option for option in command.get("options", [])}
+        result = []
+        for name, value in options.items():
+            if name not in declared:
+                raise AssertionError(f"/{command['name']} has no option {name!r}")
+            option: Json = {"name": name, "type": declared[name]["type"], "value": value}
+            if name == focused:
+                option["focused"] = True
+            result.append(option)
+        return result
+
+    async def interact(
+        self,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        guild_id: int | None,
+        user_id: int,
+        admin: bool = False,
+        focused: str | None = None,
+        target_message: Json | None = None,
+    ) -> Exchange:
+        """Send an INTERACTION_CREATE as a member would trigger it; wait for the bot's answer.
+
+        ``focused`` makes it an autocomplete request for that option; ``target_message``
+        makes it a message context menu invocation.
+        """
+        command, scope = self.synced(name, guild_id)
+        interaction_id = self.next_id()
+        token = f"interaction-token-{interaction_id}"
+        channel_id = self.next_id()
+        data: Json = {"id": command["id"], "name": name, "type": command.get("type", 1)}
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        if target_message is not None:
+            data["target_id"] = target_message["id"]
+            data["resolved"] = {"messages": {target_message["id"]: target_message}}
+        else:
+            data["options"] = self._options(command, options or {}, focused)
+        user = user_payload(user_id, f"user{user_id}")
+        payload: Json = {
+            "id": str(interaction_id),
+            "application_id": str(APPLICATION_ID),
+            "type": 4 if focused else 2,
+            "token": token,
+            "version": 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+            "locale": "en-US",
+            "entitlements": [],
+            "app_permissions": str(ADMIN_PERMISSIONS),
+            "data": data,
+        }
+        if guild_id is not None:
+            payload |= {
+                "guild_id": str(guild_id),
+                "guild_locale": "en-US",
+                "context": 0,
+                "authorizing_integration_owners": {"0": str(guild_id)},
+                "channel_id": str(channel_id),
+                "channel": {
+                    "id": str(channel_id),
+                    "type": 0,
+                    "guild_id": str(guild_id),
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                },
+                "member": {
+                    "user": user,
+                    "roles": [],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                    "permissions": str(ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS),
+                },
+            }
+        else:
+            payload |= {
+                "context": 1,
+                "authorizing_integration_owners": {"1": str(user_id)},
+                "channel_id": str(channel_id),
+                "channel": {"id": str(channel_id), "type": 1, "recipients": [user]},
+                "user": user,
+            }
+        exchange = Exchange(sent_at=time.monotonic())
+        self.exchanges[token] = exchange
+        assert self._sockets, "the bot is not connected to the gateway"
+        await self._dispatch(self._sockets[-1], "INTERACTION_CREATE", payload)
+        deadline = time.monotonic() + ANSWER_SECONDS
+        while not exchange.is_final():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no answer to /{name} within {ANSWER_SECONDS} s: {exchange}")
+            exchange.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exchange.changed.wait(), remaining)
+        return exchange
+
+    def message_payload(self, content: str, *, guild_id: int, author_id: int = 4242) -> Json:
+        """A message as Discord resolves it for a message context menu."""
+        return {
+            "id": str(self.next_id()),
+            "channel_id": str(self.next_id()),
+            "guild_id": str(guild_id),
+            "type": 0,
+            "content": content,
+            "embeds": [],
+            "author": user_payload(author_id, f"user{author_id}"),
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "flags": 0,
+            "components": [],
+        }
