@@ -47,14 +47,13 @@ def tiny() -> WordVectors:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Reuse a cache given by the runner (CI converts the default model once); otherwise one
     # per test session, never the user's own.
     if not os.environ.get("ZSL_CACHE_DIR"):
         os.environ["ZSL_CACHE_DIR"] = str(tmp_path_factory.mktemp("zsl-cache"))
     os.environ.pop("ZSL_MODEL", None)
     os.environ.pop("ZSL_DATABASE_URL", None)
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +65,57 @@ def glove(_private_model_cache: None) -> WordVectors:
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/zsl.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server: $ZSL_TEST_POSTGRES_URL, or a throwaway cluster started here."""
+    from tests.support.postgres import temporary_cluster
+
+    given = os.environ.get("ZSL_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    try:
+        cluster = temporary_cluster()
+        url = cluster.__enter__()
+    except FileNotFoundError as exc:
+        if os.environ.get("ZSL_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(f"{exc}; install Debian's postgresql package to run these tests")
+    try:
+        yield url
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped afterwards."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"zsl_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        db = await asyncpg.connect(postgres_server)
+        try:
+            await db.execute(sql)
+        finally:
+            await db.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs against both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/zsl.sqlite3"
+    return str(request.getfixturevalue("pg_url"))

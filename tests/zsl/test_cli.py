@@ -16,7 +16,11 @@ CLASSES = {"sports": "football match team goal", "music": "song album band conce
 def _zsl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "zsl.cli", *args],
-        input=stdin, capture_output=True, text=True, timeout=300, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -77,8 +81,9 @@ class TestClassFiles:
 
 def test_classify_arguments_and_stdin(glove: WordVectors, class_file: Path) -> None:
     by_args = _zsl("classify", "--classes", str(class_file), "--json", "What a goal!")
-    by_stdin = _zsl("classify", "--classes", str(class_file),
-                    stdin="the band played a new song\nqxzvvb\n")
+    by_stdin = _zsl(
+        "classify", "--classes", str(class_file), stdin="the band played a new song\nqxzvvb\n"
+    )
 
     assert by_args.returncode == 0, by_args.stderr
     answer = json.loads(by_args.stdout)
@@ -109,7 +114,9 @@ def test_classify_from_a_store(glove: WordVectors, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["predictions"][0]["name"] == "weather"
 
 
-def test_eval_reports_and_writes_predictions(glove: WordVectors, dataset: Path, tmp_path: Path) -> None:
+def test_eval_reports_and_writes_predictions(
+    glove: WordVectors, dataset: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "pred.tsv"
 
     result = _zsl("eval", str(dataset), "--json", "--naive", "--predictions", str(out))
@@ -120,7 +127,8 @@ def test_eval_reports_and_writes_predictions(glove: WordVectors, dataset: Path, 
     assert report["accuracy"] == pytest.approx(0.8)  # the gibberish row has no answer
     assert 0 <= report["coverage"] <= 1
     assert report["texts_per_second"] > 0
-    assert "naive_accuracy" in report and "macro_f1" in report
+    assert "naive_accuracy" in report
+    assert "macro_f1" in report
     rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r[1] for r in rows] == ["sports", "sports", "music", "music", "music"]
     assert [r[0] for r in rows][:4] == ["sports", "sports", "music", "music"]
@@ -155,8 +163,18 @@ def test_convert_and_train_commands(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("gg ez noob rekt\nlag spike again gg\n" * 30, encoding="utf-8")
 
-    trained = _zsl("train", str(corpus), "-o", str(tmp_path / "slang.kv"), "--dim", "8",
-                   "--min-count", "2", "--epochs", "1")
+    trained = _zsl(
+        "train",
+        str(corpus),
+        "-o",
+        str(tmp_path / "slang.kv"),
+        "--dim",
+        "8",
+        "--min-count",
+        "2",
+        "--epochs",
+        "1",
+    )
     from gensim.models import KeyedVectors
 
     KeyedVectors.load(str(tmp_path / "slang.kv")).save_word2vec_format(str(tmp_path / "s.txt"))

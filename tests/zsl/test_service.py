@@ -58,7 +58,9 @@ class TestWithTheRealModel:
             ("preheat the oven and bake for 20 minutes", "cooking"),
         ],
     )
-    async def test_classifies(self, glove: WordVectors, db_url: str, text: str, expected: str) -> None:
+    async def test_classifies(
+        self, glove: WordVectors, db_url: str, text: str, expected: str
+    ) -> None:
         async with await _service(glove, db_url) as service:
             result = await service.classify(1, text)
 
@@ -77,7 +79,10 @@ class TestWithTheRealModel:
         assert "weather" not in [p.name for p in first.predictions]
         assert [p.name for p in second.predictions] == ["weather"]
 
-    async def test_reopening_gives_back_every_class(self, glove: WordVectors, db_url: str) -> None:
+    async def test_reopening_gives_back_every_class(
+        self, glove: WordVectors, store_url: str
+    ) -> None:
+        db_url = store_url
         async with await _service(glove, db_url) as service:
             await service.set_threshold(1, 0.3)
             before = service.classes(1)
@@ -127,14 +132,14 @@ class TestRefusalsChangeNothing:
         ],
     )
     async def test_refused_write(
-        self, glove: WordVectors, db_url: str, call: Any, error: type[ZslError]
+        self, glove: WordVectors, store_url: str, call: Any, error: type[ZslError]
     ) -> None:
-        service = await _service(glove, db_url)
-        before = await _state(service, db_url)
+        service = await _service(glove, store_url)
+        before = await _state(service, store_url)
 
         with pytest.raises(error):
             await call(service)
-        after = await _state(service, db_url)
+        after = await _state(service, store_url)
         await service.close()
 
         assert after == before
@@ -170,8 +175,13 @@ class TestRefusalsChangeNothing:
 
     @pytest.mark.parametrize(
         ("text", "top_k", "message"),
-        [("", 3, "no text"), ("   ", 3, "no text"), ("x" * 2001, 3, "limit is 2000"),
-         ("goal", 0, "between 1 and 25"), ("goal", 26, "between 1 and 25")],
+        [
+            ("", 3, "no text"),
+            ("   ", 3, "no text"),
+            ("x" * 2001, 3, "limit is 2000"),
+            ("goal", 0, "between 1 and 25"),
+            ("goal", 26, "between 1 and 25"),
+        ],
     )
     async def test_bad_classify_input(
         self, glove: WordVectors, db_url: str, text: str, top_k: int, message: str
@@ -206,8 +216,9 @@ class TestEditing:
 
 class TestConcurrency:
     async def test_concurrent_writers_in_one_guild_lose_nothing(
-        self, glove: WordVectors, db_url: str
+        self, glove: WordVectors, store_url: str
     ) -> None:
+        db_url = store_url
         words = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
         async with await ZeroShotService.open(glove, db_url) as service:
             results = await asyncio.gather(
@@ -219,12 +230,17 @@ class TestConcurrency:
             _, stored = await _state(service, db_url)
 
         assert sum(isinstance(r, DuplicateClassError) for r in results) == len(words)
-        assert not [r for r in results if isinstance(r, Exception) and
-                    not isinstance(r, DuplicateClassError)]
+        assert not [
+            r
+            for r in results
+            if isinstance(r, Exception) and not isinstance(r, DuplicateClassError)
+        ]
         assert names == sorted(words)
         assert sorted(c.name.lower() for c in stored[1].classes) == sorted(words)
 
-    async def test_readers_never_see_a_half_built_set(self, glove: WordVectors, db_url: str) -> None:
+    async def test_readers_never_see_a_half_built_set(
+        self, glove: WordVectors, db_url: str
+    ) -> None:
         async with await _service(glove, db_url) as service:
             seen: list[int] = []
 
@@ -239,9 +255,12 @@ class TestConcurrency:
                 for i in range(10):
                     await service.add_class(1, f"extra {i}", "weather rain")
 
-            await asyncio.gather(read(), read(), write(), *(
-                service.add_class(g, "sports", "football") for g in range(2, 30)
-            ))
+            await asyncio.gather(
+                read(),
+                read(),
+                write(),
+                *(service.add_class(g, "sports", "football") for g in range(2, 30)),
+            )
 
         assert set(seen) <= set(range(len(TOPICS), len(TOPICS) + 11))
         assert max(seen) > min(seen)

@@ -7,7 +7,7 @@ import pytest
 
 from zsl import StoreError
 from zsl.errors import ClassLimitError, ClassNotFoundError, DuplicateClassError
-from zsl.store import ClassDefinition, GuildRecord, SQLiteStore, open_store
+from zsl.store import ClassDefinition, GuildRecord, open_store
 from zsl.store.sqlite import SCHEMA_VERSION
 
 pytestmark = pytest.mark.asyncio
@@ -16,8 +16,8 @@ SPORTS = ClassDefinition("sports", "football match")
 MUSIC = ClassDefinition("music", "song album")
 
 
-async def test_round_trip_survives_reopening(db_url: str) -> None:
-    store = await open_store(db_url)
+async def test_round_trip_survives_reopening(store_url: str) -> None:
+    store = await open_store(store_url)
     await store.insert_class(1, SPORTS, 100)
     await store.insert_class(1, MUSIC, 100)
     await store.insert_class(2, MUSIC, 100)
@@ -25,7 +25,7 @@ async def test_round_trip_survives_reopening(db_url: str) -> None:
     await store.set_meta("sync", "abc")
     await store.close()
 
-    reopened = await open_store(db_url)
+    reopened = await open_store(store_url)
     everything = await reopened.load_all()
     meta = await reopened.get_meta("sync")
     await reopened.close()
@@ -71,9 +71,31 @@ async def test_refuses_unknown_urls(url: str) -> None:
         await open_store(url)
 
 
+async def test_unreachable_postgres_is_one_sentence() -> None:
+    with pytest.raises(StoreError, match=r"Cannot connect to PostgreSQL.*ZSL_DATABASE_URL"):
+        await open_store("postgresql://nobody@127.0.0.1:1/none")
+
+
+async def test_postgres_schema_is_versioned_and_migrated_once(pg_url: str) -> None:
+    import asyncpg
+
+    from zsl.store.postgres import SCHEMA_VERSION as PG_VERSION
+
+    stores = [await open_store(pg_url) for _ in range(3)]  # reopening migrates nothing again
+    for store in stores:
+        await store.close()
+    db = await asyncpg.connect(pg_url)
+    try:
+        versions = await db.fetch("SELECT version FROM zsl_schema")
+    finally:
+        await db.close()
+
+    assert [r[0] for r in versions] == [PG_VERSION]
+
+
 class TestRulesInsideTheTransaction:
-    async def test_duplicate_names_ignoring_case(self, db_url: str) -> None:
-        store = await open_store(db_url)
+    async def test_duplicate_names_ignoring_case(self, store_url: str) -> None:
+        store = await open_store(store_url)
         await store.insert_class(1, SPORTS, 100)
 
         with pytest.raises(DuplicateClassError):
@@ -84,8 +106,8 @@ class TestRulesInsideTheTransaction:
 
         assert state[1].classes == (SPORTS,)
 
-    async def test_class_limit(self, db_url: str) -> None:
-        store = await open_store(db_url)
+    async def test_class_limit(self, store_url: str) -> None:
+        store = await open_store(store_url)
         await store.insert_class(1, SPORTS, 1)
 
         with pytest.raises(ClassLimitError):
@@ -95,8 +117,8 @@ class TestRulesInsideTheTransaction:
 
         assert state.classes == (SPORTS,)
 
-    async def test_replace_keeps_the_position(self, db_url: str) -> None:
-        store = await open_store(db_url)
+    async def test_replace_keeps_the_position(self, store_url: str) -> None:
+        store = await open_store(store_url)
         await store.insert_class(1, SPORTS, 100)
         await store.insert_class(1, MUSIC, 100)
 
@@ -110,8 +132,8 @@ class TestRulesInsideTheTransaction:
 
         assert state.classes == (ClassDefinition("football", "goal"), MUSIC)
 
-    async def test_delete(self, db_url: str) -> None:
-        store = await open_store(db_url)
+    async def test_delete(self, store_url: str) -> None:
+        store = await open_store(store_url)
         await store.insert_class(1, SPORTS, 100)
 
         with pytest.raises(ClassNotFoundError):
@@ -123,8 +145,8 @@ class TestRulesInsideTheTransaction:
         assert state == {}
 
 
-async def test_integrity_check_passes_on_a_sound_file(db_url: str) -> None:
-    store = await open_store(db_url)
+async def test_integrity_check_passes_on_a_sound_file(store_url: str) -> None:
+    store = await open_store(store_url)
     await store.insert_class(1, SPORTS, 100)
 
     problems = await store.integrity_check()
@@ -133,8 +155,8 @@ async def test_integrity_check_passes_on_a_sound_file(db_url: str) -> None:
     assert problems == []
 
 
-async def test_closed_store_refuses_politely(db_url: str) -> None:
-    store = await open_store(db_url)
+async def test_closed_store_refuses_politely(store_url: str) -> None:
+    store = await open_store(store_url)
     await store.close()
     await store.close()  # twice is fine
 
@@ -142,9 +164,8 @@ async def test_closed_store_refuses_politely(db_url: str) -> None:
         await store.load_all()
 
 
-async def test_two_connections_on_one_file_see_each_other(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite3"
-    first, second = await SQLiteStore.open(path), await SQLiteStore.open(path)
+async def test_two_stores_on_one_database_see_each_other(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
 
     await first.insert_class(1, SPORTS, 100)
     with pytest.raises(DuplicateClassError):

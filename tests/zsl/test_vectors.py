@@ -55,8 +55,11 @@ class TestDefaultModel:
         )
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True,
+                [sys.executable, "-c", code],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(2)
         ]
@@ -176,7 +179,9 @@ class TestConvertAndTrain:
         assert isinstance(converted.vectors, np.memmap)
         _assert_same_vectors(converted, kv)
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "m.txt", "out.kv", "out.kv.vectors.npy"
+            "m.txt",
+            "out.kv",
+            "out.kv.vectors.npy",
         ]
 
     def test_convert_replaces_an_existing_model(self, tmp_path: Path) -> None:

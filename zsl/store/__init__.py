@@ -20,12 +20,17 @@ __all__ = [
 
 
 async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
-    """Open the registry named by ``url``: ``sqlite:///relative.db``, ``sqlite:////abs.db``.
+    """Open the registry named by ``url``: ``sqlite:///relative.db``, ``sqlite:////abs.db``,
+    or ``postgresql://user:password@host:port/database``.
 
     Raises:
         StoreError: the URL is not understood or the database cannot be opened.
     """
     scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        from zsl.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
     if sep and scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise StoreError(
@@ -33,5 +38,6 @@ async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
             )
         return await SQLiteStore.open(rest[1:])
     raise StoreError(
-        f"The database URL {url} is not supported. Use sqlite:///path/to/file.sqlite3."
+        f"The database URL {url} is not supported. Use sqlite:///path/to/file.sqlite3 or "
+        "postgresql://user:password@host/database."
     )

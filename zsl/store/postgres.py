@@ -1,0 +1,297 @@
+"""The shared registry: PostgreSQL through asyncpg, for several bot processes at once.
+
+Same schema and rules as the SQLite store. Each write runs in one transaction that also
+sends ``NOTIFY zsl_guild_changed, '<guild_id>'``; other processes listen and reload just that
+guild (see :meth:`PostgresStore.listen`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    StoreError,
+    StoreUnavailableError,
+)
+from zsl.store.base import ClassDefinition, GuildRecord, name_key
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHANNEL = "zsl_guild_changed"
+
+# Each entry moves the schema one version up; zsl_schema.version counts the applied ones.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE classes (
+        guild_id    BIGINT           NOT NULL,
+        name_key    TEXT             NOT NULL,
+        name        TEXT             NOT NULL,
+        description TEXT             NOT NULL DEFAULT '',
+        position    INTEGER          NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (guild_id, name_key)
+    );
+    CREATE TABLE guild_settings (
+        guild_id  BIGINT PRIMARY KEY,
+        threshold DOUBLE PRECISION
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_MIGRATION_LOCK = 0x7A736C  # pg_advisory_xact_lock key: one migrating process at a time
+
+_UNAVAILABLE = (
+    "The class registry cannot be {verb} right now (the database is unreachable). Nothing was "
+    "changed; please try again in a minute."
+)
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (
+        OSError,
+        asyncio.TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.ReadOnlySQLTransactionError,
+        asyncpg.DiskFullError,
+    )
+
+
+class PostgresStore:
+    """:class:`zsl.store.Store` on PostgreSQL. Every write is committed before it returns."""
+
+    def __init__(self, pool: Any, dsn: str, command_timeout: float) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._timeout = command_timeout
+        self._listener: Any = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, dsn: str, *, command_timeout: float = 5.0) -> PostgresStore:
+        """Connect (a small pool) and migrate the schema.
+
+        Raises:
+            StoreError: the server is unreachable, refuses us, or has a newer schema.
+        """
+        try:
+            import asyncpg
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL needs the asyncpg package. Install it with 'pip install asyncpg'."
+            ) from exc
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=4,
+                command_timeout=command_timeout,
+                timeout=command_timeout,
+            )
+        except (*_connection_errors(), asyncpg.PostgresError, ValueError) as exc:
+            raise StoreError(
+                f"Cannot connect to PostgreSQL ({type(exc).__name__}). Check ZSL_DATABASE_URL and"
+                " that the server is running."
+            ) from exc
+        store = cls(pool, dsn, command_timeout)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await db.execute("CREATE TABLE IF NOT EXISTS zsl_schema (version INTEGER NOT NULL)")
+            version = await db.fetchval("SELECT version FROM zsl_schema")
+            if version is None:
+                await db.execute("INSERT INTO zsl_schema (version) VALUES (0)")
+                version = 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The database was written by a newer version of zsl (schema {version}, this"
+                    f" one knows {SCHEMA_VERSION}). Upgrade zsl."
+                )
+            for number in range(version, SCHEMA_VERSION):
+                await db.execute(_MIGRATIONS[number])
+                await db.execute("UPDATE zsl_schema SET version = $1", number + 1)
+                log.info("migrated PostgreSQL schema to %d", number + 1)
+
+    async def _run(self, verb: str, fn: Callable[[Any], Awaitable[T]]) -> T:
+        if self._closed:
+            raise StoreError("The class registry is closed. Restart the bot.")
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as db, db.transaction():
+                return await fn(db)
+        except _connection_errors() as exc:
+            log.warning("postgres %s failed: %r", verb, exc)
+            raise StoreUnavailableError(_UNAVAILABLE.format(verb=verb)) from exc
+
+    async def load_all(self) -> dict[int, GuildRecord]:
+        async def load(db: Any) -> dict[int, GuildRecord]:
+            classes: dict[int, list[ClassDefinition]] = {}
+            for row in await db.fetch(
+                "SELECT guild_id, name, description FROM classes ORDER BY guild_id, position"
+            ):
+                classes.setdefault(row[0], []).append(ClassDefinition(row[1], row[2]))
+            thresholds = dict(await db.fetch("SELECT guild_id, threshold FROM guild_settings"))
+            return {
+                g: GuildRecord(tuple(classes.get(g, ())), thresholds.get(g))
+                for g in sorted(classes.keys() | thresholds.keys())
+            }
+
+        return await self._run("read", load)
+
+    async def load_guild(self, guild_id: int) -> GuildRecord:
+        async def load(db: Any) -> GuildRecord:
+            rows = await db.fetch(
+                "SELECT name, description FROM classes WHERE guild_id = $1 ORDER BY position",
+                guild_id,
+            )
+            threshold = await db.fetchval(
+                "SELECT threshold FROM guild_settings WHERE guild_id = $1", guild_id
+            )
+            return GuildRecord(tuple(ClassDefinition(r[0], r[1]) for r in rows), threshold)
+
+        return await self._run("read", load)
+
+    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        async def insert(db: Any) -> None:
+            await _lock_guild(db, guild_id)
+            count, last = await db.fetchrow(
+                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = $1",
+                guild_id,
+            )
+            if await _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            if count >= max_classes:
+                raise ClassLimitError(max_classes)
+            await db.execute(
+                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                guild_id,
+                cls.key,
+                cls.name,
+                cls.description,
+                last + 1,
+                time.time(),
+            )
+            await _notify(db, guild_id)
+
+        await self._run("written", insert)
+
+    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        async def replace(db: Any) -> None:
+            await _lock_guild(db, guild_id)
+            old_key = name_key(old_name)
+            if not await _exists(db, guild_id, old_key):
+                raise ClassNotFoundError(old_name)
+            if cls.key != old_key and await _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            await db.execute(
+                "UPDATE classes SET name_key = $1, name = $2, description = $3, updated_at = $4"
+                " WHERE guild_id = $5 AND name_key = $6",
+                cls.key,
+                cls.name,
+                cls.description,
+                time.time(),
+                guild_id,
+                old_key,
+            )
+            await _notify(db, guild_id)
+
+        await self._run("written", replace)
+
+    async def delete_class(self, guild_id: int, name: str) -> None:
+        async def delete(db: Any) -> None:
+            status = await db.execute(
+                "DELETE FROM classes WHERE guild_id = $1 AND name_key = $2",
+                guild_id,
+                name_key(name),
+            )
+            if status == "DELETE 0":
+                raise ClassNotFoundError(name)
+            await _notify(db, guild_id)
+
+        await self._run("written", delete)
+
+    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
+        async def write(db: Any) -> None:
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id, threshold) VALUES ($1, $2)"
+                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
+                guild_id,
+                threshold,
+            )
+            await _notify(db, guild_id)
+
+        await self._run("written", write)
+
+    async def get_meta(self, key: str) -> str | None:
+        async def get(db: Any) -> str | None:
+            value = await db.fetchval("SELECT value FROM meta WHERE key = $1", key)
+            return None if value is None else str(value)
+
+        return await self._run("read", get)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async def write(db: Any) -> None:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                key,
+                value,
+            )
+
+        await self._run("written", write)
+
+    async def integrity_check(self) -> list[str]:
+        async def check(db: Any) -> list[str]:
+            rows = await db.fetch(
+                "SELECT guild_id, name_key FROM classes WHERE name_key = '' OR name = ''"
+            )
+            return [f"guild {r[0]}: a class without a name" for r in rows]
+
+        return await self._run("read", check)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._pool.close()
+
+
+async def _lock_guild(db: Any, guild_id: int) -> None:
+    # Serialises writers of one guild across processes, so the count check and the insert
+    # cannot interleave with another process's (the class limit holds).
+    await db.execute("SELECT pg_advisory_xact_lock($1)", guild_id)
+
+
+async def _exists(db: Any, guild_id: int, key: str) -> bool:
+    found = await db.fetchval(
+        "SELECT 1 FROM classes WHERE guild_id = $1 AND name_key = $2", guild_id, key
+    )
+    return found is not None
+
+
+async def _notify(db: Any, guild_id: int) -> None:
+    await db.execute("SELECT pg_notify($1, $2)", CHANNEL, str(guild_id))
