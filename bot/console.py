@@ -91,13 +91,11 @@ def parse(line: str) -> Command:
     rest = rest.strip()
     options: dict[str, str] = {}
     # Discord-style "option: value" pairs; whatever comes before the first one is positional.
-    pattern = re.compile(r"(?:^|(?<=\s))([a-z_]+):(?=\s|$)")
-    matches = list(pattern.finditer(rest))
+    # Only the command's own option names count, so "note: ..." in a text stays text.
+    matches = list(_option_pattern(known).finditer(rest)) if known else []
     positional = rest[: matches[0].start()].strip() if matches else rest
     for index, match in enumerate(matches):
         option = match.group(1)
-        if option not in known:
-            raise UsageError(messages.console_unknown_option(option, name))
         end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
         options[option] = _unquote(rest[match.end() : end].strip())
     for _ in range(_LEADING_WORDS.get(name, 0)):
@@ -108,6 +106,10 @@ def parse(line: str) -> Command:
     if positional and name in _REST_OPTION:
         options.setdefault(_REST_OPTION[name], _unquote(positional))
     return Command(name, options)
+
+
+def _option_pattern(known: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"(?:^|(?<=\s))(" + "|".join(known) + r"):(?=\s|$)")
 
 
 def _first_word(text: str) -> tuple[str, str]:

@@ -157,10 +157,6 @@ def console_bad_number(what: str, raw: str) -> str:
     return f"{what} must be a number, not {raw!r}."
 
 
-def console_unknown_option(option: str, command: str) -> str:
-    return f"/{command} has no option {option}:. Type /help to see the options."
-
-
 # -- operators ------------------------------------------------------------------------------------
 
 TOKEN_MISSING = (

@@ -25,6 +25,24 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 DEFAULT_COOLDOWN_SECONDS = 3.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+KEYS = (
+    "DISCORD_TOKEN",
+    "ZSL_MODEL",
+    "ZSL_DATABASE_URL",
+    "ZSL_CACHE_DIR",
+    "DEV_GUILD_ID",
+    "CLASSIFY_COOLDOWN_SECONDS",
+    "ZSL_MAX_CLASSES",
+    "ZSL_MAX_NAME_LENGTH",
+    "ZSL_MAX_DESCRIPTION_LENGTH",
+    "ZSL_MAX_TEXT_LENGTH",
+    "LOG_LEVEL",
+    "DISCORD_API_BASE",
+    "DISCORD_GATEWAY_URL",
+    "SHARD_COUNT",
+    "SHARD_IDS",
+)
+"""Every setting; ``.env.example`` lists each one with its default."""
 
 
 class SettingsError(Exception):

@@ -1,0 +1,162 @@
+"""The cog's own logic without Discord: error replies, incident ids, autocomplete, cooldown."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from discord import app_commands
+
+import zsl
+from bot import messages
+from bot.cogs.zeroshot import Cooldown, ZeroShotCog
+from bot.settings import Settings
+
+GUILD = 42
+
+
+class FakeResponse:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def is_done(self) -> bool:
+        return bool(self.sent)
+
+    async def send_message(self, **kwargs: Any) -> None:
+        self.sent.append(kwargs)
+
+
+class FakeInteraction:
+    """Just what the cog touches on a discord.Interaction."""
+
+    def __init__(self, guild_id: int | None = GUILD) -> None:
+        self.id = 1
+        self.guild_id = guild_id
+        self.command = None
+        self.response = FakeResponse()
+
+
+@pytest_asyncio.fixture
+async def cog(tiny: zsl.WordVectors, db_url: str) -> AsyncIterator[ZeroShotCog]:
+    service = await zsl.ZeroShotService.open(tiny, db_url)
+    yield ZeroShotCog(service, Settings())
+    await service.close()
+
+
+def sent(interaction: FakeInteraction) -> dict[str, Any]:
+    assert len(interaction.response.sent) == 1
+    reply = interaction.response.sent[0]
+    assert reply["ephemeral"] is True
+    assert reply["allowed_mentions"].to_dict() == {"parse": []}
+    return reply
+
+
+class TestErrors:
+    @pytest.mark.asyncio
+    async def test_unexpected_error_is_logged_and_shown_with_the_same_incident_id(
+        self, cog: ZeroShotCog, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        interaction = FakeInteraction()
+        error = app_commands.CommandInvokeError(cog.classify, RuntimeError("disk on fire"))
+
+        with caplog.at_level(logging.ERROR, logger="bot.cogs.zeroshot"):
+            await cog.handle_error(interaction, error)  # type: ignore[arg-type]
+
+        content = sent(interaction)["content"]
+        incident = re.search(r"incident ([0-9a-f]{8})", content)
+        assert incident is not None
+        assert content == messages.unexpected_error(incident.group(1))
+        assert "disk on fire" not in content
+        record = caplog.records[-1]
+        assert incident.group(1) in record.getMessage()
+        assert record.exc_info is not None
+        assert "disk on fire" in str(record.exc_info[1])
+
+    @pytest.mark.asyncio
+    async def test_core_refusal_is_shown_as_its_sentence_escaped(self, cog: ZeroShotCog) -> None:
+        interaction = FakeInteraction()
+        error = app_commands.CommandInvokeError(
+            cog.remove_class, zsl.ClassNotFoundError("@everyone *x*")
+        )
+
+        await cog.handle_error(interaction, error)  # type: ignore[arg-type]
+
+        assert sent(interaction)["content"] == (
+            "There is no class named '@\u200beveryone \\*x\\*'. /classes lists the existing ones."
+        )
+
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            (app_commands.NoPrivateMessage(), messages.DM_REFUSED),
+            (app_commands.MissingPermissions(["manage_guild"]), messages.MISSING_PERMISSION),
+            (
+                app_commands.CommandOnCooldown(app_commands.Cooldown(1, 3), 2.5),
+                messages.cooldown(2.5),
+            ),
+        ],
+    )
+    @pytest.mark.asyncio
+    async def test_check_failures_use_the_plain_sentences(
+        self, cog: ZeroShotCog, error: app_commands.AppCommandError, expected: str
+    ) -> None:
+        interaction = FakeInteraction()
+
+        await cog.handle_error(interaction, error)  # type: ignore[arg-type]
+
+        assert sent(interaction)["content"] == expected
+
+    @pytest.mark.asyncio
+    async def test_commands_refuse_direct_messages(self, cog: ZeroShotCog) -> None:
+        with pytest.raises(app_commands.NoPrivateMessage):
+            await cog.interaction_check(FakeInteraction(guild_id=None))  # type: ignore[arg-type]
+
+        assert await cog.interaction_check(FakeInteraction()) is True  # type: ignore[arg-type]
+
+
+class TestAutocomplete:
+    @pytest.mark.asyncio
+    async def test_matches_containing_the_typed_text_prefix_matches_first(
+        self, cog: ZeroShotCog
+    ) -> None:
+        for name in ("music", "sports", "esports", "politics"):
+            await cog.service.add_class(GUILD, name, "game")
+
+        choices = await cog.class_name_autocomplete(FakeInteraction(), "SPO")  # type: ignore[arg-type]
+
+        assert [c.value for c in choices] == ["sports", "esports"]
+
+    @pytest.mark.asyncio
+    async def test_offers_at_most_25_and_nothing_in_dms(self, cog: ZeroShotCog) -> None:
+        for i in range(30):
+            await cog.service.add_class(GUILD, f"game {i:02}", "game")
+
+        choices = await cog.class_name_autocomplete(FakeInteraction(), "")  # type: ignore[arg-type]
+        in_dm = await cog.class_name_autocomplete(FakeInteraction(None), "")  # type: ignore[arg-type]
+
+        assert len(choices) == 25
+        assert in_dm == []
+
+
+class TestCooldown:
+    def test_one_use_per_period_per_user(self) -> None:
+        now = [100.0]
+        cooldown = Cooldown(3.0, clock=lambda: now[0])
+
+        first = cooldown.retry_after(1)
+        other_user = cooldown.retry_after(2)
+        now[0] = 101.0
+        too_soon = cooldown.retry_after(1)
+        now[0] = 103.0
+        later = cooldown.retry_after(1)
+
+        assert (first, other_user, too_soon, later) == (0.0, 0.0, 2.0, 0.0)
+
+    def test_zero_seconds_turns_it_off(self) -> None:
+        cooldown = Cooldown(0.0, clock=lambda: 5.0)
+
+        assert [cooldown.retry_after(1) for _ in range(3)] == [0.0, 0.0, 0.0]

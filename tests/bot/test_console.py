@@ -1,0 +1,120 @@
+"""The offline console: parsing, and the real ``python -m bot --console`` fed through a pipe."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import messages, render
+from bot.console import Command, UsageError, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestParse:
+    def test_first_word_is_the_name_the_rest_the_description(self) -> None:
+        assert parse("/addclass sports football match goal") == Command(
+            "addclass", {"name": "sports", "description": "football match goal"}
+        )
+
+    def test_quoted_names_may_have_spaces(self) -> None:
+        assert parse('/addclass "video games" console play') == Command(
+            "addclass", {"name": "video games", "description": "console play"}
+        )
+
+    def test_discord_style_options(self) -> None:
+        assert parse("/editclass sports new_name: football description: soccer goal") == Command(
+            "editclass", {"name": "sports", "new_name": "football", "description": "soccer goal"}
+        )
+        assert parse("/addclass name: video games description: play") == Command(
+            "addclass", {"name": "video games", "description": "play"}
+        )
+
+    def test_a_line_without_a_slash_is_classified(self) -> None:
+        assert parse("what a goal") == Command("classify", {"text": "what a goal"})
+
+    def test_classify_takes_the_whole_line_and_an_optional_top(self) -> None:
+        assert parse("/classify a goal: the match top: 2") == Command(
+            "classify", {"text": "a goal: the match", "top": "2"}
+        )
+
+    def test_remove_takes_the_whole_rest_as_the_name(self) -> None:
+        assert parse("/removeclass video games") == Command("removeclass", {"name": "video games"})
+
+    def test_words_ending_in_a_colon_that_are_no_option_stay_text(self) -> None:
+        assert parse("/addclass news note: daily report") == Command(
+            "addclass", {"name": "news", "description": "note: daily report"}
+        )
+
+    def test_unknown_command_is_explained(self) -> None:
+        expected = re.escape(messages.console_unknown_command("frobnicate"))
+
+        with pytest.raises(UsageError, match=expected):
+            parse("/frobnicate x")
+
+    def test_unclosed_quote_is_explained(self) -> None:
+        with pytest.raises(UsageError, match="closing quote"):
+            parse('/addclass "video games console')
+
+
+def run_console(stdin: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(workdir),
+        "PYTHONPATH": str(ROOT),
+        "ZSL_CACHE_DIR": os.environ["ZSL_CACHE_DIR"],
+        "ZSL_DATABASE_URL": f"sqlite:///{workdir / 'console.sqlite3'}",
+        # No DISCORD_TOKEN, and no network needed: the console is offline.
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--console"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_piped_commands_are_answered_as_text_and_kept(tmp_path: Path) -> None:
+    first = run_console(
+        "/addclass sports football match team goal league\n"
+        "/addclass music song album band concert\n"
+        '/addclass "@everyone" news\n'
+        "/classify The team scored a late goal in the league match\n"
+        "/editclass music new_name: songs\n"
+        "/removeclass @everyone\n"
+        "/classify qwzxv\n"
+        "/nope\n"
+        "/quit\n"
+        "/classify this line comes after quit and is never read\n",
+        tmp_path,
+    )
+    second = run_console("/classes\n", tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    out = first.stdout.splitlines()
+    assert out[:2] == messages.CONSOLE_BANNER.splitlines()
+    assert out[2] == messages.class_added("sports", 1)
+    assert out[3] == messages.class_added("music", 2)
+    assert out[4] == messages.class_added("@everyone", 3)
+    name, bar, percent = out[5].split()[:3]
+    assert name == "sports"
+    assert len(bar) == render.BAR_WIDTH
+    assert abs(bar.count(render.FULL) - int(percent.rstrip("%")) / 10) <= 0.5
+    assert 'Renamed the class "music" to "songs"' in first.stdout
+    assert messages.class_removed("@everyone", 2) in out
+    assert "qwzxv" in first.stdout
+    assert messages.console_unknown_command("nope") in out
+    assert out[-1] == messages.CONSOLE_BYE
+    assert "never read" not in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert [line.split()[0] for line in second.stdout.splitlines()[2:-1]] == ["sports", "songs"]
+    assert "Traceback" not in first.stderr + second.stderr

@@ -1,0 +1,68 @@
+"""Docker cannot run here, so check the Dockerfile's promises statically."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCUMENTED_COMMAND = ["python", "-m", "bot"]  # what the README tells operators to run
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = DOCKERFILE.read_text().replace("\\\n", " ")
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            result.append((keyword.upper(), arguments.strip()))
+    return result
+
+
+def test_every_copied_path_exists() -> None:
+    copies = [arguments for keyword, arguments in instructions() if keyword == "COPY"]
+    sources = [source for arguments in copies for source in shlex.split(arguments)[:-1]]
+
+    assert sources, "the Dockerfile copies nothing"
+    missing = [source for source in sources if not (ROOT / source).exists()]
+    assert missing == []
+
+
+def test_command_is_the_documented_entry_point() -> None:
+    commands = [arguments for keyword, arguments in instructions() if keyword == "CMD"]
+
+    assert len(commands) == 1
+    assert json.loads(commands[0]) == DOCUMENTED_COMMAND
+    assert not any(keyword == "ENTRYPOINT" for keyword, _ in instructions())
+
+
+def test_runs_as_a_non_root_user_on_a_slim_base_with_a_data_volume() -> None:
+    steps = instructions()
+    keywords = [keyword for keyword, _ in steps]
+
+    assert steps[0][0] == "FROM"
+    assert steps[0][1].endswith("-slim")
+    user = next(arguments for keyword, arguments in steps if keyword == "USER")
+    assert user not in ("root", "0")
+    assert keywords.index("USER") < keywords.index("CMD")
+    assert any(keyword == "VOLUME" and "/data" in arguments for keyword, arguments in steps)
+
+
+def test_model_is_converted_at_build_time() -> None:
+    runs = [arguments for keyword, arguments in instructions() if keyword == "RUN"]
+
+    assert any("load_vectors()" in arguments for arguments in runs)
+
+
+def test_secrets_and_data_stay_out_of_the_image() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+    assert {".env", "data/", "*.sqlite3*"} <= ignored

@@ -1,0 +1,151 @@
+"""Settings: defaults, every key, one plain sentence naming the key for each bad value."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+import zsl
+from bot import messages
+from bot.settings import KEYS, Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_mapping({})
+
+    assert settings.token is None
+    assert settings.model == zsl.DEFAULT_MODEL
+    assert settings.database_url == "sqlite:///data/zsl.sqlite3"
+    assert settings.limits == zsl.Limits()
+    assert settings.classify_cooldown_seconds == 3.0
+    assert settings.dev_guild_id is None
+    assert settings.shard_count is None
+    assert settings.shard_ids is None
+    assert settings.log_level == "INFO"
+
+
+def test_every_key_is_read() -> None:
+    env = {
+        "DISCORD_TOKEN": " abc.def ",
+        "ZSL_MODEL": "/models/w2v.bin",
+        "ZSL_DATABASE_URL": "sqlite:////srv/zsl.db",
+        "ZSL_CACHE_DIR": "/tmp/cache",
+        "DEV_GUILD_ID": "123456789012345678",
+        "CLASSIFY_COOLDOWN_SECONDS": "0",
+        "ZSL_MAX_CLASSES": "7",
+        "ZSL_MAX_NAME_LENGTH": "20",
+        "ZSL_MAX_DESCRIPTION_LENGTH": "80",
+        "ZSL_MAX_TEXT_LENGTH": "500",
+        "LOG_LEVEL": "debug",
+        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
+        "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
+        "SHARD_COUNT": "4",
+        "SHARD_IDS": "1, 3",
+    }
+
+    settings = Settings.from_mapping(env)
+
+    assert set(env) == set(KEYS)
+    assert settings == Settings(
+        token="abc.def",
+        model="/models/w2v.bin",
+        database_url="sqlite:////srv/zsl.db",
+        cache_dir=Path("/tmp/cache"),
+        dev_guild_id=123456789012345678,
+        classify_cooldown_seconds=0.0,
+        limits=zsl.Limits(
+            name_length=20, description_length=80, text_length=500, classes_per_guild=7
+        ),
+        log_level="DEBUG",
+        api_base="http://127.0.0.1:9/api/v10",
+        gateway_url="ws://127.0.0.1:9/gateway",
+        shard_count=4,
+        shard_ids=(1, 3),
+    )
+
+
+def test_empty_values_mean_unset() -> None:
+    settings = Settings.from_mapping({"ZSL_MAX_CLASSES": "", "DEV_GUILD_ID": "  "})
+
+    assert settings.limits.classes_per_guild == 100
+    assert settings.dev_guild_id is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ZSL_MAX_CLASSES", "ten"),
+        ("ZSL_MAX_CLASSES", "0"),
+        ("ZSL_MAX_NAME_LENGTH", "-5"),
+        ("ZSL_MAX_DESCRIPTION_LENGTH", "1.5"),
+        ("ZSL_MAX_TEXT_LENGTH", "lots"),
+        ("CLASSIFY_COOLDOWN_SECONDS", "-1"),
+        ("CLASSIFY_COOLDOWN_SECONDS", "nan"),
+        ("CLASSIFY_COOLDOWN_SECONDS", "inf"),
+        ("DEV_GUILD_ID", "my server"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DISCORD_API_BASE", "discord.com/api"),
+        ("DISCORD_GATEWAY_URL", "http://gateway"),
+        ("SHARD_COUNT", "0"),
+        ("SHARD_IDS", "0,x"),
+    ],
+)
+def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_mapping(
+            {key: value, "SHARD_COUNT": "2"} if key == "SHARD_IDS" else {key: value}
+        )
+
+    text = str(caught.value)
+    assert text.startswith(key)
+    assert text.endswith(".")
+    assert "\n" not in text
+    assert len(re.findall(r"\.\s", text)) == 0, "one sentence"
+
+
+def test_shard_ids_need_a_shard_count() -> None:
+    with pytest.raises(SettingsError, match=r"^SHARD_IDS needs SHARD_COUNT"):
+        Settings.from_mapping({"SHARD_IDS": "0"})
+
+
+def test_shard_ids_must_be_below_the_shard_count() -> None:
+    with pytest.raises(SettingsError, match=r"^SHARD_IDS must be numbers from 0 to 1"):
+        Settings.from_mapping({"SHARD_COUNT": "2", "SHARD_IDS": "0,2"})
+
+
+def test_missing_token_says_where_to_get_one() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_mapping({}).require_token()
+
+    assert str(caught.value) == messages.TOKEN_MISSING
+    assert "https://discord.com/developers/applications" in messages.TOKEN_MISSING
+    assert ".env" in messages.TOKEN_MISSING
+
+
+def test_env_file_is_read_and_real_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=from-file\nZSL_MAX_CLASSES=7\n")
+
+    with mock.patch.dict(os.environ, {"DISCORD_TOKEN": "from-environment"}):
+        os.environ.pop("ZSL_MAX_CLASSES", None)
+        settings = Settings.load(env_file)
+
+    assert settings.token == "from-environment"
+    assert settings.limits.classes_per_guild == 7
+
+
+def test_env_example_lists_every_key_with_its_default() -> None:
+    example = (ROOT / ".env.example").read_text()
+    listed = dict(
+        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
+    )
+
+    assert set(listed) == set(KEYS)
+    parsed = Settings.from_mapping(listed)
+    assert parsed == Settings.from_mapping({})
