@@ -14,18 +14,23 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 import yarl
 
 import zsl
 from bot import messages
+from bot.client import ZeroShotBot
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Run the zero-shot classifier bot on Discord, or its offline console.",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--console", action="store_true", help="type the commands in this terminal (offline)"
@@ -55,8 +60,6 @@ def point_discord_at(settings: Settings) -> None:
 
 async def run_bot(settings: Settings, token: str, vectors: zsl.WordVectors, *, sync: bool) -> int:
     """Open the store, connect, and run until SIGINT/SIGTERM or a fatal error."""
-    from bot.client import ZeroShotBot
-
     service = await zsl.ZeroShotService.open(vectors, settings.database_url, limits=settings.limits)
     try:
         bot = ZeroShotBot(service, settings, force_sync=sync)
@@ -76,6 +79,13 @@ async def run_bot(settings: Settings, token: str, vectors: zsl.WordVectors, *, s
             except discord.LoginFailure:
                 print(messages.TOKEN_REJECTED, file=sys.stderr)
                 return 2
+            except discord.PrivilegedIntentsRequired:
+                print(messages.INTENTS_REFUSED, file=sys.stderr)
+                return 2
+            except (aiohttp.ClientError, OSError) as exc:
+                log.debug("cannot reach Discord", exc_info=exc)
+                print(messages.discord_unreachable(str(exc)), file=sys.stderr)
+                return 1
         if closing:
             await closing[0]
     finally:
@@ -111,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except zsl.ZslError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C while the model was still loading
+        return 130
 
 
 if __name__ == "__main__":

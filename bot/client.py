@@ -86,7 +86,13 @@ class ZeroShotBot(commands.AutoShardedBot):
         if not force and await self.service.store.get_meta(key) == digest:
             log.info("commands unchanged since the last sync (%s); not syncing", target)
             return False
-        synced = await self.tree.sync(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            # Keep running with the commands of the last successful sync; the hash is not
+            # stored, so the next start tries again.
+            log.error("command sync (%s) failed: %s", target, exc)
+            return False
         await self.service.store.set_meta(key, digest)
         log.info("synced %d commands (%s)", len(synced), target)
         return True

@@ -168,3 +168,14 @@ TOKEN_REJECTED = (
     "Discord rejected DISCORD_TOKEN. Copy a fresh token from the Bot page at "
     "https://discord.com/developers/applications and put it in .env as DISCORD_TOKEN=..."
 )
+INTENTS_REFUSED = (
+    "Discord refused an intent this bot asked for. Check the Privileged Gateway Intents on "
+    "the Bot page at https://discord.com/developers/applications."
+)
+
+
+def discord_unreachable(reason: str) -> str:
+    return (
+        f"Cannot reach Discord ({reason}). Check the network connection, or DISCORD_API_BASE "
+        "if you set it, then start the bot again."
+    )

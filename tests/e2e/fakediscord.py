@@ -136,6 +136,7 @@ class FakeDiscord:
         self.identifies: list[Json] = []
         self.commands: dict[int | None, list[Json]] = {}  # None: global, else a guild id
         self.sync_count = 0
+        self.refuse_sync = False
         self.exchanges: dict[str, Exchange] = {}
         self._ids = itertools.count(1200000000000000000)
         self._sockets: list[web.WebSocketResponse] = []
@@ -225,6 +226,8 @@ class FakeDiscord:
                 )
             case ("GET", "gateway"):
                 return _json({"url": self.gateway_url})
+            case ("PUT", "applications", *_) if self.refuse_sync:
+                return _json({"message": "Invalid Form Body", "code": 50035, "errors": {}}, 400)
             case ("PUT", "applications", _, "commands"):
                 return _json(self._sync(None, body))
             case ("PUT", "applications", _, "guilds", guild, "commands"):

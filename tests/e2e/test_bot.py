@@ -104,11 +104,14 @@ class TestLoginAndSync:
             if command.get("type", CHAT_INPUT) == CHAT_INPUT:
                 assert NAME.match(command["name"]), command["name"]
                 assert 1 <= len(command["description"]) <= 100, command
+                assert not command["description"].endswith("\u2026"), command
                 options = command.get("options", [])
                 assert len(options) <= 25
                 for option in options:
                     assert NAME.match(option["name"]), option
                     assert 1 <= len(option["description"]) <= 100, option
+                    # discord.py silently shortens long descriptions with an ellipsis.
+                    assert not option["description"].endswith("\u2026"), option
                 required = [o.get("required", False) for o in options]
                 assert required == sorted(required, reverse=True), "required options come first"
             else:

@@ -99,3 +99,36 @@ async def test_rejected_token_stops_with_one_sentence(fake: FakeDiscord, tmp_pat
     assert status == 2
     assert messages.TOKEN_REJECTED in process.log()
     assert "Traceback" not in process.log()
+
+
+async def test_refused_command_sync_is_logged_and_retried_on_the_next_start(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    fake.refuse_sync = True
+    try:
+        refused = await start(fake, tmp_path)
+        refused_status = await refused.stop()
+    finally:
+        fake.refuse_sync = False
+    before = len(sync_paths(fake))
+
+    retried = await start(fake, tmp_path)
+    retried_status = await retried.stop()
+
+    assert refused_status == 0, refused.log()
+    assert "command sync (global) failed" in refused.log()
+    assert retried_status == 0, retried.log()
+    assert len(sync_paths(fake)) == before + 1, "no hash was stored for the failed sync"
+
+
+async def test_unreachable_discord_stops_with_one_sentence(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    closed_port = "http://127.0.0.1:9/api/v10"  # the discard port: nothing listens there
+    process = await BotProcess.start(fake, tmp_path, {"DISCORD_API_BASE": closed_port})
+
+    status = await process.process.wait()
+
+    assert status == 1
+    assert "Cannot reach Discord (" in process.log()
+    assert "Traceback" not in process.log()
