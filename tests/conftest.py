@@ -41,9 +41,21 @@ def make_vectors(words: dict[str, tuple[float, ...]], name: str = "tiny") -> Wor
     return WordVectors(name=name, vectors=matrix, key_to_index={w: i for i, w in enumerate(words)})
 
 
+def _with_ordinary_words(
+    words: dict[str, tuple[float, float, float, float]],
+) -> dict[str, tuple[float, ...]]:
+    # Real vocabularies hold thousands of ordinary words between the function words and the
+    # topic words; without them "ordinary text" would be made of topic words. These sit on
+    # the ordinary-text axis with a little spread, ranked after the four function words.
+    rng = np.random.default_rng(0)
+    ordinary = {f"word{i:03d}": (*(0.3 * rng.standard_normal(3)).tolist(), 1.0) for i in range(300)}
+    items = list(words.items())
+    return dict(items[:4] + list(ordinary.items()) + items[4:])
+
+
 @pytest.fixture
 def tiny() -> WordVectors:
-    return make_vectors(TINY_WORDS)
+    return make_vectors(_with_ordinary_words(TINY_WORDS))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,6 @@ from zsl.errors import (
     ClassNotFoundError,
     DuplicateClassError,
     InvalidClassError,
-    UnknownWordsError,
 )
 from zsl.store.base import ClassDefinition, name_key
 
@@ -73,47 +72,64 @@ def validate_class(name: str, description: str, limits: Limits) -> ClassDefiniti
 
 
 @dataclass(frozen=True, slots=True)
+class Calibration:
+    """How a score behaves on ordinary text: its mean and standard deviation there."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, scores: npt.NDArray[np.float32]) -> Calibration:
+        return cls(float(scores.mean()), float(max(scores.std(), 1e-6)))
+
+
+@dataclass(frozen=True, slots=True)
 class ClassVector:
-    """A class as the classifier sees it: a unit vector and its background statistics."""
+    """A class as the classifier sees it.
+
+    Two views of the class: its whole vector (what the class is about) and its words (which
+    exact words should appear). Each score is calibrated against ordinary text: a "central"
+    class that scores high on everything is judged against its own baseline.
+    """
 
     definition: ClassDefinition
     vector: npt.NDArray[np.float32]
-    background_mean: float
-    background_std: float
+    word_vectors: Matrix
+    word_weights: npt.NDArray[np.float32]
+    vector_calibration: Calibration
+    words_calibration: Calibration
+    combined_std: float
+    """Standard deviation on ordinary text of the two z-scores' average (its mean is 0)."""
     unknown_words: tuple[str, ...] = ()
 
 
 def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
-    """Turn a definition into a class vector: name and description count equally.
+    """Turn a definition (its name and description read as one text) into a class vector.
 
     Raises:
         UnknownWordsError: neither the name nor the description has a known word.
     """
-    parts = []
-    unknown: list[str] = []
-    for text in (definition.name, definition.description):
-        if not text:
-            continue
-        try:
-            encoded = encoder.encode(text, what="class")
-        except UnknownWordsError as exc:
-            unknown.extend(exc.words)
-            continue
-        parts.append(encoded.vector)
-        unknown.extend(encoded.unknown_words)
-    if not parts:
-        raise UnknownWordsError(unknown, what="class")
-    vector = np.sum(parts, axis=0)
-    vector = (vector / np.linalg.norm(vector)).astype(np.float32)
-    # How this class scores on ordinary text: a "central" class scores high on everything,
-    # and the classifier compares a text's score with this baseline, not in absolute terms.
-    background = encoder.background @ vector
+    text = f"{definition.name}\n{definition.description}"
+    encoded = encoder.encode(text, what="class")
+    background = encoder.background
+    word_weights = encoded.weights / encoded.weights.sum()
+    vector_scores = background.vectors @ encoded.vector
+    word_scores = background.best_matches(encoded.word_vectors) @ word_weights
+    vector_calibration = Calibration.of(vector_scores)
+    words_calibration = Calibration.of(word_scores)
+    combined = (
+        0.5 * (vector_scores - vector_calibration.mean) / vector_calibration.std
+        + 0.5 * (word_scores - words_calibration.mean) / words_calibration.std
+    )
     return ClassVector(
-        definition,
-        vector,
-        float(background.mean()),
-        float(max(background.std(), 1e-6)),
-        tuple(dict.fromkeys(unknown)),
+        definition=definition,
+        vector=encoded.vector,
+        word_vectors=encoded.word_vectors,
+        word_weights=word_weights,
+        vector_calibration=vector_calibration,
+        words_calibration=words_calibration,
+        combined_std=float(max(combined.std(), 1e-6)),
+        unknown_words=tuple(dict.fromkeys(encoded.unknown_words)),
     )
 
 
@@ -127,23 +143,50 @@ class ClassSet:
     classes: tuple[ClassVector, ...] = ()
     threshold: float | None = None
     matrix: Matrix = field(init=False, repr=False)
-    background_mean: npt.NDArray[np.float32] = field(init=False, repr=False)
-    background_std: npt.NDArray[np.float32] = field(init=False, repr=False)
+    """One unit row per class."""
+    words: Matrix = field(init=False, repr=False)
+    """Every class's word vectors, class after class."""
+    word_weights: npt.NDArray[np.float32] = field(init=False, repr=False)
+    """Each word's share of its class (they sum to 1 per class)."""
+    word_starts: npt.NDArray[np.intp] = field(init=False, repr=False)
+    """Where each class's words begin in ``words``."""
+    calibration: Matrix = field(init=False, repr=False)
+    """Per class, on ordinary text: vector mean and std, words mean and std, combined std."""
 
     EMPTY: ClassVar[ClassSet]
 
     def __post_init__(self) -> None:
         dim = self.classes[0].vector.shape[0] if self.classes else 0
-        matrix = np.array([c.vector for c in self.classes], dtype=np.float32).reshape(
-            len(self.classes), dim
-        )
-        mean = np.array([c.background_mean for c in self.classes], dtype=np.float32)
-        std = np.array([c.background_std for c in self.classes], dtype=np.float32)
-        for array in (matrix, mean, std):
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "matrix": np.array([c.vector for c in self.classes], dtype=np.float32).reshape(
+                len(self.classes), dim
+            ),
+            "words": np.concatenate(
+                [c.word_vectors for c in self.classes] or [np.zeros((0, dim), np.float32)]
+            ).astype(np.float32),
+            "word_weights": np.concatenate(
+                [c.word_weights for c in self.classes] or [np.zeros(0, np.float32)]
+            ).astype(np.float32),
+            "word_starts": np.cumsum([0] + [len(c.word_weights) for c in self.classes[:-1]]).astype(
+                np.intp
+            )[: len(self.classes)],
+            "calibration": np.array(
+                [
+                    (
+                        c.vector_calibration.mean,
+                        c.vector_calibration.std,
+                        c.words_calibration.mean,
+                        c.words_calibration.std,
+                        c.combined_std,
+                    )
+                    for c in self.classes
+                ],
+                dtype=np.float32,
+            ).reshape(len(self.classes), 5),
+        }
+        for name, array in arrays.items():
             array.setflags(write=False)
-        object.__setattr__(self, "matrix", matrix)
-        object.__setattr__(self, "background_mean", mean)
-        object.__setattr__(self, "background_std", std)
+            object.__setattr__(self, name, array)
 
     def __len__(self) -> int:
         return len(self.classes)

@@ -20,13 +20,13 @@ DEFAULT_THRESHOLD = 0.5
 
 @dataclass(frozen=True, slots=True)
 class ScoringConfig:
-    """How calibrated scores become confidences. General constants, not fitted to a dataset."""
+    """How calibrated scores become confidences."""
 
-    temperature: float = 1.0
-    """Softmax temperature over background z-scores."""
-    none_score: float = 2.0
-    """The z-score of the implicit "no class fits" option: a text must stand this many
-    background standard deviations above ordinary text to beat it."""
+    midpoint: float = 2.0
+    """The score at which a class gets confidence 0.5: two standard deviations above how it
+    scores on ordinary text."""
+    steepness: float = 1.5
+    """How fast confidence rises with the score around the midpoint."""
     explain_words: int = 5
 
 
@@ -36,9 +36,10 @@ class Prediction:
 
     name: str
     score: float
-    """Cosine similarity between the text and the class, in [-1, 1]."""
+    """How far the text's match with the class stands above ordinary text, in standard
+    deviations of the class's own scores on ordinary text (0 = typical, 2 = unusually close)."""
     confidence: float
-    """Probability-like share in [0, 1]: the class against the others and against "none"."""
+    """How well the class fits, in [0, 1]: a smooth, increasing function of ``score``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +94,13 @@ def rank_encoded(
     cfg = config or ScoringConfig()
     if threshold is None:
         threshold = classes.threshold if classes.threshold is not None else DEFAULT_THRESHOLD
-    cosines = classes.matrix @ encoded.vector
-    z = (cosines - classes.background_mean) / classes.background_std
-    confidence = _confidence(z, cfg)
+    z, similarity = calibrated_scores(encoded, classes)
+    confidence = 1.0 / (1.0 + np.exp(-cfg.steepness * (z.astype(np.float64) - cfg.midpoint)))
     order = np.argsort(-z, kind="stable")[: max(1, top_k)]
     predictions = tuple(
         Prediction(
             name=classes.classes[i].definition.name,
-            score=float(cosines[i]),
+            score=float(z[i]),
             confidence=float(confidence[i]),
         )
         for i in order
@@ -110,23 +110,45 @@ def rank_encoded(
         abstained=predictions[0].confidence < threshold,
         threshold=threshold,
         unknown_words=encoded.unknown_words,
-        evidence=_evidence(encoded, classes.matrix[order[0]], cfg.explain_words),
+        evidence=_evidence(encoded, similarity, classes, int(order[0]), cfg.explain_words),
     )
 
 
-def _confidence(z: npt.NDArray[np.float32], cfg: ScoringConfig) -> npt.NDArray[np.float64]:
-    logits = np.append(z.astype(np.float64), cfg.none_score) / cfg.temperature
-    logits -= logits.max()
-    weights = np.exp(logits)
-    return np.asarray(weights / weights.sum(), dtype=np.float64)[:-1]
+def calibrated_scores(
+    encoded: Encoded, classes: ClassSet
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Each class's score for the text, in standard deviations above ordinary text.
+
+    Two views are combined: the cosine of the averaged vectors (what the text is about) and
+    word matching (for each class word, its best match among the text's words). Each is
+    z-scored against the class's own scores on ordinary text, they are averaged, and the
+    average is standardised again, so every class is judged on the same scale.
+
+    Returns the scores and the text-word x class-word similarities (for the evidence).
+    """
+    cosines = classes.matrix @ encoded.vector
+    similarity = encoded.word_vectors @ classes.words.T
+    matched = np.add.reduceat(similarity.max(axis=0) * classes.word_weights, classes.word_starts)
+    cal = classes.calibration
+    combined = 0.5 * (cosines - cal[:, 0]) / cal[:, 1] + 0.5 * (matched - cal[:, 2]) / cal[:, 3]
+    return np.asarray(combined / cal[:, 4], dtype=np.float32), similarity
 
 
 def _evidence(
-    encoded: Encoded, class_vector: npt.NDArray[np.float32], count: int
+    encoded: Encoded,
+    similarity: npt.NDArray[np.float32],
+    classes: ClassSet,
+    winner: int,
+    count: int,
 ) -> tuple[str, ...]:
-    pull = encoded.weights * (encoded.word_vectors @ class_vector)
+    """Text words closest to the winning class's own words, weighted by their rarity."""
+    start = classes.word_starts[winner]
+    stop = classes.word_starts[winner + 1] if winner + 1 < len(classes) else len(classes.words)
+    pull = encoded.weights * similarity[:, start:stop].max(axis=1)
+    strongest = float(pull.max())
     best: dict[str, float] = {}
     for word, value in zip(encoded.words, pull.tolist(), strict=True):
-        if value > 0 and value > best.get(word.lower(), 0.0):
+        # Words far weaker than the strongest are noise, not evidence.
+        if value > 0.25 * strongest and value > best.get(word.lower(), 0.0):
             best[word.lower()] = value
     return tuple(sorted(best, key=lambda w: -best[w])[:count])

@@ -1,15 +1,16 @@
-"""Text -> unit vector: frequency-weighted word vectors with the common component removed.
+"""Text -> vectors: frequency-weighted word vectors with the common component removed.
 
 Plain averaging lets frequent, meaningless words ("the", "i", "feel") dominate, and every
 GloVe vector shares a large common direction, so all texts look alike. We therefore
 
 1. weight each word by ``a / (a + p(w))`` (smooth inverse frequency, Arora et al. 2017), with
    ``p(w)`` from the model's counts, or estimated from its frequency rank by Zipf's law;
-2. remove the common direction: the first principal component of "ordinary text", which we
-   simulate with pseudo-documents drawn from the model's own word frequencies (no corpus);
+2. simulate "ordinary text" with pseudo-documents drawn from the model's own word
+   frequencies (no corpus needed), and subtract their mean and their first principal
+   component from every text and every word: what is left is what makes a text particular;
 3. normalise to unit length, so a dot product is a cosine.
 
-The same background pseudo-documents later calibrate class scores (see ``zsl.classes``).
+The same pseudo-documents later calibrate class scores (see ``zsl.classes``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from zsl.vectors import WordVectors
 log = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float32]
+Vector = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,9 @@ class EncoderConfig:
     """SIF smoothing: a word as frequent as ``a`` gets half weight."""
     background_vocabulary: int = 50_000
     """Pseudo-documents draw from this many most frequent words."""
-    background_documents: int = 2_000
-    background_length: int = 20
+    background_documents: int = 4_000
+    background_min_length: int = 10
+    background_max_length: int = 40
     common_components: int = 1
     seed: int = 0
 
@@ -47,15 +50,35 @@ class EncoderConfig:
 class Encoded:
     """A text as the classifier sees it."""
 
-    vector: npt.NDArray[np.float32]
+    vector: Vector
     """Unit vector of the whole text."""
     words: tuple[str, ...]
     """Known words in text order (as they were looked up)."""
     word_vectors: Matrix
-    """One unit row per known word, common component removed."""
+    """One unit row per known word, in the same transformed space as ``vector``."""
     weights: npt.NDArray[np.float32]
     """Frequency weight of each known word."""
     unknown_words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """Pseudo-documents of ordinary text, for calibrating class scores."""
+
+    vectors: Matrix
+    """One unit row per document."""
+    word_vectors: Matrix
+    """Unit rows of the distinct words the documents use."""
+    tokens: npt.NDArray[np.intp]
+    """The documents' words, as rows of ``word_vectors``, one document after another."""
+    starts: npt.NDArray[np.intp]
+    """Where each document begins in ``tokens``."""
+
+    def best_matches(self, words: Matrix) -> Matrix:
+        """For every document and every given unit word vector: the best cosine in the document."""
+        similarity = self.word_vectors @ words.T  # distinct words x given words
+        result: Matrix = np.maximum.reduceat(similarity[self.tokens], self.starts, axis=0)
+        return result
 
 
 class Encoder:
@@ -63,12 +86,15 @@ class Encoder:
 
     def __init__(self, vectors: WordVectors, config: EncoderConfig | None = None) -> None:
         self.vectors = vectors
+        # A plain ndarray view of the (memory-mapped) matrix: same pages, cheaper indexing.
+        self._matrix: Matrix = np.asarray(vectors.vectors)
         self.config = config or EncoderConfig()
-        self._probability = _word_probabilities(vectors)
+        probability = _word_probabilities(vectors)
+        a = self.config.sif_a
+        self._weights = (a / (a + probability)).astype(np.float32)
+        self._mean = np.zeros(vectors.dim, dtype=np.float32)
         self._common = np.zeros((0, vectors.dim), dtype=np.float32)
-        self.background = self._background_documents()
-        self._common = _principal_components(self.background, self.config.common_components)
-        self.background = _normalise_rows(self._remove_common(self.background))
+        self.background = self._fit_background(probability)
 
     @property
     def dim(self) -> int:
@@ -81,61 +107,95 @@ class Encoder:
             UnknownWordsError: no word of the text is in the model (``what`` names it).
         """
         words: list[str] = []
-        rows: list[npt.NDArray[np.float32]] = []
-        weights: list[float] = []
+        rows: list[int] = []
+        subword: dict[int, Vector] = {}  # position -> vector built by fastText
         unknown: list[str] = []
         for token in tokenize(text):
-            for word, row, weight in self._lookup(token):
-                if row is None:
-                    unknown.append(word)
-                else:
-                    words.append(word)
-                    rows.append(row)
-                    weights.append(weight)
-        if not rows:
+            self._lookup(token, words, rows, subword, unknown)
+        if not words:
             raise UnknownWordsError(unknown, what=what)
-        word_vectors = _normalise_rows(self._remove_common(np.vstack(rows)))
-        weight_array = np.asarray(weights, dtype=np.float32)
-        vector = _normalise(weight_array @ word_vectors)
-        return Encoded(vector, tuple(words), word_vectors, weight_array, tuple(unknown))
+        index = np.asarray(rows, dtype=np.intp)
+        raw = np.asarray(self._matrix[index], dtype=np.float32)
+        weights = self._weights[index]
+        for position, row in subword.items():
+            raw[position] = row
+        vector = self._transform(weights @ raw / weights.sum())
+        word_vectors = _normalise_rows(self._transform_rows(raw))
+        return Encoded(_normalise(vector), tuple(words), word_vectors, weights, tuple(unknown))
 
-    def _lookup(self, token: str) -> list[tuple[str, npt.NDArray[np.float32] | None, float]]:
+    def _lookup(
+        self,
+        token: str,
+        words: list[str],
+        rows: list[int],
+        subword: dict[int, Vector],
+        unknown: list[str],
+    ) -> None:
         index = self.vectors.index(token)
         if index is not None:
-            return [(token, self._unit_row(index), self._weight(index))]
-        parts = [p for p in token.replace("'", "-").split("-") if p]
-        if len(parts) > 1:  # "e-sports", "don't": the parts may be known on their own
-            return [found for part in parts for found in self._lookup(part)]
+            words.append(token)
+            rows.append(index)
+            return
+        if "'" in token:  # split clitics as GloVe's tokenizer did: do n't, it 's
+            head, _, tail = token.rpartition("'")
+            stem, clitic = (
+                (head[:-1], "n't") if tail == "t" and head.endswith("n") else (head, "'" + tail)
+            )
+            self._lookup(stem, words, rows, subword, unknown)
+            clitic_index = self.vectors.index(clitic)
+            if clitic_index is not None:  # a model without clitics loses nothing that matters
+                words.append(clitic)
+                rows.append(clitic_index)
+            return
+        parts = [p for p in token.split("-") if p]
+        if len(parts) > 1:  # "e-sports": the parts may be known on their own
+            for part in parts:
+                self._lookup(part, words, rows, subword, unknown)
+            return
         if self.vectors.subword_vector is not None:  # fastText builds unknown words from n-grams
             row = self.vectors.subword_vector(token)
             if np.any(row):
-                # An unseen word is rare: give it the weight of the rarest known word.
-                return [(token, _normalise(row), self._weight(len(self.vectors) - 1))]
-        return [(token, None, 0.0)]
+                # An unseen word is rare: it takes the place (and weight) of the rarest word.
+                subword[len(rows)] = row
+                words.append(token)
+                rows.append(len(self.vectors) - 1)
+                return
+        unknown.append(token)
 
-    def _unit_row(self, index: int) -> npt.NDArray[np.float32]:
-        return _normalise(np.asarray(self.vectors.vectors[index], dtype=np.float32))
+    def _transform(self, vector: Vector) -> Vector:
+        row: Vector = self._transform_rows(vector[None, :])[0]
+        return row
 
-    def _weight(self, index: int) -> float:
-        a = self.config.sif_a
-        return float(a / (a + self._probability[index]))
+    def _transform_rows(self, matrix: Matrix) -> Matrix:
+        centred = matrix - self._mean
+        if len(self._common):
+            centred = centred - (centred @ self._common.T) @ self._common
+        return np.asarray(centred, dtype=np.float32)
 
-    def _remove_common(self, matrix: Matrix) -> Matrix:
-        if not len(self._common):
-            return matrix
-        return (matrix - (matrix @ self._common.T) @ self._common).astype(np.float32)
-
-    def _background_documents(self) -> Matrix:
-        """SIF vectors of pseudo-documents sampled from the model's word frequencies."""
+    def _fit_background(self, probability: npt.NDArray[np.float64]) -> Background:
+        """Draw pseudo-documents from the word frequencies; learn the mean and common direction."""
         cfg = self.config
         size = min(cfg.background_vocabulary, len(self.vectors))
-        p = self._probability[:size] / self._probability[:size].sum()
         rng = np.random.default_rng(cfg.seed)
-        picks = rng.choice(size, size=(cfg.background_documents, cfg.background_length), p=p)
-        units = _normalise_rows(np.asarray(self.vectors.vectors[:size], dtype=np.float32))
-        weights = (cfg.sif_a / (cfg.sif_a + self._probability[:size])).astype(np.float32)
-        docs: Matrix = np.einsum("dl,dlk->dk", weights[picks], units[picks]).astype(np.float32)
-        return docs
+        lengths = rng.integers(
+            cfg.background_min_length, cfg.background_max_length + 1, cfg.background_documents
+        )
+        p = probability[:size] / probability[:size].sum()
+        picks = rng.choice(size, size=int(lengths.sum()), p=p)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        distinct, tokens = np.unique(picks, return_inverse=True)
+        raw = np.asarray(self.vectors.vectors[distinct], dtype=np.float32)
+        weights = self._weights[distinct][tokens]
+        weighted = np.add.reduceat(raw[tokens] * weights[:, None], starts, axis=0)
+        documents = weighted / np.add.reduceat(weights, starts)[:, None]
+        self._mean = documents.mean(axis=0).astype(np.float32)
+        self._common = _principal_components(documents - self._mean, cfg.common_components)
+        return Background(
+            vectors=_normalise_rows(self._transform_rows(documents.astype(np.float32))),
+            word_vectors=_normalise_rows(self._transform_rows(raw)),
+            tokens=tokens.astype(np.intp),
+            starts=starts,
+        )
 
 
 def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:
@@ -147,17 +207,16 @@ def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:
     return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
-def _principal_components(matrix: Matrix, count: int) -> Matrix:
+def _principal_components(matrix: npt.NDArray[np.floating], count: int) -> Matrix:
     if count <= 0:
         return np.zeros((0, matrix.shape[1]), dtype=np.float32)
-    # Uncentred, as in SIF: the shared direction is the mean itself, and it is what we remove.
     _, _, vt = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
-    return vt[:count].astype(np.float32)
+    return np.asarray(vt[:count], dtype=np.float32)
 
 
-def _normalise(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _normalise(vector: Vector) -> Vector:
     norm = float(np.linalg.norm(vector))
-    return (vector / norm).astype(np.float32) if norm > 0 else vector.astype(np.float32)
+    return np.asarray(vector / norm if norm > 0 else vector, dtype=np.float32)
 
 
 def _normalise_rows(matrix: Matrix) -> Matrix:

@@ -75,6 +75,8 @@ class ZeroShotService:
         service = cls(encoder, store, limits=limits, scoring=scoring)
         try:
             await service.reload()
+            # Other processes sharing the registry announce their writes; reload what changed.
+            await store.subscribe(service.reload, service.reload)
         except BaseException:
             await store.close()
             raise

@@ -20,13 +20,15 @@ _WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
 
 
 def _strip_format_characters(text: str) -> str:
-    # Zero-width joiners, direction marks and the like would otherwise split or hide words.
+    # Zero-width joiners, direction marks and the like would otherwise split or hide words;
+    # lone surrogates cannot even be encoded.
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cs", "Co"))
 
 
 def tokenize(text: str) -> list[str]:
     """Split a chat message into words, leaving out code, links, mentions and markdown."""
-    text = _strip_format_characters(unicodedata.normalize("NFKC", text))
+    if not text.isascii():  # the common ASCII case needs no Unicode clean-up
+        text = _strip_format_characters(unicodedata.normalize("NFKC", text))
     text = _CODE_BLOCK.sub(" ", text)
     text = _INLINE_CODE.sub(" ", text)
     text = _URL.sub(" ", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +75,18 @@ class Store(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Store a process-wide value."""
+        ...
+
+    async def subscribe(
+        self,
+        on_change: Callable[[int], Awaitable[None]],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Call ``on_change(guild_id)`` when another process changes a guild.
+
+        ``on_reconnect()`` runs after a lost connection is re-established, since changes may
+        have been missed meanwhile. A store that only one process uses may never call either.
+        """
         ...
 
     async def integrity_check(self) -> list[str]:

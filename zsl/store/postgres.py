@@ -8,6 +8,7 @@ guild (see :meth:`PostgresStore.listen`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -264,6 +265,64 @@ class PostgresStore:
 
         await self._run("written", write)
 
+    async def subscribe(
+        self,
+        on_change: Callable[[int], Awaitable[None]],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(
+                self._listen(on_change, on_reconnect), name="zsl-postgres-listen"
+            )
+
+    async def _listen(
+        self,
+        on_change: Callable[[int], Awaitable[None]],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Keep one LISTEN connection alive; after every reconnect, ask for a full reload."""
+        import asyncpg
+
+        pending: set[asyncio.Future[None]] = set()
+
+        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            try:
+                guild_id = int(payload)
+            except ValueError:
+                log.warning("ignoring a malformed notification %r", payload)
+                return
+            task = asyncio.ensure_future(on_change(guild_id))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        delay, first = 0.2, True
+        while not self._closed:
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=self._timeout)
+            except (*_connection_errors(), asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for changes (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            connection.add_termination_listener(_resolver(lost))
+            try:
+                await connection.add_listener(CHANNEL, notified)
+                if not first:
+                    log.info("listening again after a lost connection; reloading everything")
+                    await on_reconnect()
+                first, delay = False, 0.2
+                while not lost.done() and not self._closed:
+                    # A dead socket is not always noticed until we use it: probe now and then.
+                    await asyncio.wait({lost}, timeout=1.0)
+                    if not lost.done():
+                        await connection.fetchval("SELECT 1", timeout=self._timeout)
+            except (*_connection_errors(), asyncpg.PostgresError, StoreError) as exc:
+                log.warning("lost the change listener (%r); reconnecting", exc)
+            finally:
+                if not connection.is_closed():
+                    connection.terminate()
+
     async def integrity_check(self) -> list[str]:
         async def check(db: Any) -> list[str]:
             rows = await db.fetch(
@@ -277,7 +336,19 @@ class PostgresStore:
         if self._closed:
             return
         self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         await self._pool.close()
+
+
+def _resolver(future: asyncio.Future[None]) -> Callable[[object], None]:
+    def resolve(_connection: object) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    return resolve
 
 
 async def _lock_guild(db: Any, guild_id: int) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -170,6 +170,14 @@ class SQLiteStore:
                 (key, value),
             ),
         )
+
+    async def subscribe(
+        self,
+        on_change: Callable[[int], Awaitable[None]],
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        # A SQLite file belongs to one process; there is nobody else to hear from.
+        return None
 
     async def integrity_check(self) -> list[str]:
         def check(db: sqlite3.Connection) -> list[str]:
