@@ -101,6 +101,8 @@ class ClassVector:
     combined_std: float
     """Standard deviation on ordinary text of the two z-scores' average (its mean is 0)."""
     unknown_words: tuple[str, ...] = ()
+    related_words: tuple[str, ...] = ()
+    """Words added to a class defined by its name alone (its nearest words in the model)."""
 
 
 def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
@@ -111,6 +113,11 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
     """
     text = f"{definition.name}\n{definition.description}"
     encoded = encoder.encode(text, what="class")
+    own_words = len(encoded.words)
+    if not definition.description:
+        # A bare name ("sports") is a thin definition; its nearest words fill it out. A
+        # description is the admin's own expansion and is used as it is.
+        encoded = encoder.expand(encoded, encoder.config.expansion_words)
     background = encoder.background
     word_weights = encoded.weights / encoded.weights.sum()
     vector_scores = background.vectors @ encoded.vector
@@ -130,6 +137,7 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         words_calibration=words_calibration,
         combined_std=float(max(combined.std(), 1e-6)),
         unknown_words=tuple(dict.fromkeys(encoded.unknown_words)),
+        related_words=encoded.words[own_words:],
     )
 
 

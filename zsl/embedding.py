@@ -15,6 +15,7 @@ The same pseudo-documents later calibrate class scores (see ``zsl.classes``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ class EncoderConfig:
     background_max_length: int = 40
     common_components: int = 1
     seed: int = 0
+    expansion_words: int = 10
+    """A class defined by its name alone also listens for this many of its nearest words."""
+    expansion_vocabulary: int = 50_000
+    """... chosen among this many most frequent words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ class Encoded:
     weights: npt.NDArray[np.float32]
     """Frequency weight of each known word."""
     unknown_words: tuple[str, ...]
+    raw: Matrix
+    """The words' vectors as the model has them (to re-weigh or extend the bag)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +126,54 @@ class Encoder:
         weights = self._weights[index]
         for position, row in subword.items():
             raw[position] = row
-        vector = self._transform(weights @ raw / weights.sum())
+        return self._bag(tuple(words), raw, weights, tuple(unknown))
+
+    def _bag(
+        self,
+        words: tuple[str, ...],
+        raw: Matrix,
+        weights: npt.NDArray[np.float32],
+        unknown: tuple[str, ...],
+    ) -> Encoded:
+        vector = _normalise(self._transform(weights @ raw / weights.sum()))
         word_vectors = _normalise_rows(self._transform_rows(raw))
-        return Encoded(_normalise(vector), tuple(words), word_vectors, weights, tuple(unknown))
+        return Encoded(vector, words, word_vectors, weights, unknown, raw)
+
+    def expand(self, encoded: Encoded, count: int) -> Encoded:
+        """Add the ``count`` frequent words nearest to ``encoded`` to its bag of words.
+
+        A class named only "sports" then also listens for "football", "league", ... The
+        neighbours together weigh as much as the original words, shared by similarity.
+        """
+        if count <= 0:
+            return encoded
+        words, vectors = self._neighbour_table
+        similarity = vectors @ encoded.vector
+        own = {w.lower() for w in encoded.words}
+        candidates = np.argpartition(-similarity, count + len(own))[: count + len(own)]
+        candidates = candidates[np.argsort(-similarity[candidates], kind="stable")]
+        chosen = [int(i) for i in candidates if words[i].lower() not in own][:count]
+        strength = np.clip(similarity[chosen], 1e-6, None)
+        added = (strength / strength.sum() * encoded.weights.sum()).astype(np.float32)
+        rows = np.asarray([self.vectors.key_to_index[words[i]] for i in chosen], dtype=np.intp)
+        return self._bag(
+            encoded.words + tuple(words[i] for i in chosen),
+            np.vstack([encoded.raw, self._matrix[rows]]).astype(np.float32),
+            np.concatenate([encoded.weights, added]),
+            encoded.unknown_words,
+        )
+
+    @functools.cached_property
+    def _neighbour_table(self) -> tuple[list[str], Matrix]:
+        """Candidate neighbours: the frequent alphabetic words, as unit transformed vectors."""
+        size = min(self.config.expansion_vocabulary, len(self.vectors))
+        words = [""] * size
+        for word, index in self.vectors.key_to_index.items():
+            if index < size:
+                words[index] = word
+        keep = [i for i, w in enumerate(words) if w.isalpha()]
+        matrix = _normalise_rows(self._transform_rows(self._matrix[:size][keep]))
+        return [words[i] for i in keep], matrix
 
     def _lookup(
         self,
