@@ -69,8 +69,7 @@ class TestDefaultModel:
         assert [out.strip() for out, _ in outputs] == ["400000", "400000"]
         assert sum(err.count("converting") for _, err in outputs) == 1
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
-            "glove-6b-50d-v1.kv",
-            "glove-6b-50d-v1.kv.vectors.npy",
+            "glove-6b-50d-v2.zslv"
         ]
 
 
