@@ -17,6 +17,7 @@ from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
+    ExampleLimitError,
     InvalidClassError,
     InvalidTextError,
     ModelError,
@@ -27,7 +28,7 @@ from zsl.errors import (
     ZslError,
 )
 from zsl.service import ZeroShotService
-from zsl.store import ClassDefinition
+from zsl.store import ClassDefinition, Vote
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
@@ -42,6 +43,7 @@ __all__ = [
     "DuplicateClassError",
     "Encoder",
     "EncoderConfig",
+    "ExampleLimitError",
     "InvalidClassError",
     "InvalidTextError",
     "Limits",
@@ -52,6 +54,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UnknownWordsError",
+    "Vote",
     "WordVectors",
     "ZeroShotService",
     "ZslError",

@@ -10,12 +10,13 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from zsl.embedding import Encoder, Matrix
+from zsl.embedding import Encoded, Encoder, Matrix
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
     InvalidClassError,
+    UnknownWordsError,
 )
 from zsl.store.base import ClassDefinition, name_key
 
@@ -30,6 +31,8 @@ class Limits:
     description_length: int = 300
     text_length: int = 2000
     classes_per_guild: int = 100
+    examples_per_class: int = 20
+    votes_per_guild: int = 500
 
 
 def _clean(value: str, field_name: str) -> str:
@@ -118,6 +121,15 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         # A bare name ("sports") is a thin definition; its nearest words fill it out. A
         # description is the admin's own expansion and is used as it is.
         encoded = encoder.expand(encoded, encoder.config.expansion_words)
+    related, unknown = encoded.words[own_words:], encoded.unknown_words
+    examples = [
+        e for e in (_encode_example(encoder, t) for t in definition.examples) if e is not None
+    ]
+    if examples:
+        # Each confirmed example weighs as much as the definition itself: one correction
+        # moves the class half-way towards it, and the definition never vanishes.
+        own = float(encoded.weights.sum())
+        encoded = encoder.merge([encoded, *examples], [own] * (1 + len(examples)))
     background = encoder.background
     word_weights = encoded.weights / encoded.weights.sum()
     vector_scores = background.vectors @ encoded.vector
@@ -136,9 +148,16 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         vector_calibration=vector_calibration,
         words_calibration=words_calibration,
         combined_std=float(max(combined.std(), 1e-6)),
-        unknown_words=tuple(dict.fromkeys(encoded.unknown_words)),
-        related_words=encoded.words[own_words:],
+        unknown_words=tuple(dict.fromkeys(unknown)),
+        related_words=related,
     )
+
+
+def _encode_example(encoder: Encoder, text: str) -> Encoded | None:
+    try:
+        return encoder.encode(text, what="example")
+    except UnknownWordsError:
+        return None  # refused when it was added; a later model may not know its words
 
 
 @dataclass(frozen=True, eq=False)

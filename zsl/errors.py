@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+_SHOWN_NAME = 60
+_SHOWN_WORD = 30
+
+
+def _shown(text: str, limit: int) -> str:
+    """User input as it may appear inside a message: one line, printable, at most ``limit``."""
+    visible = "".join(ch if ch.isprintable() else " " for ch in text)
+    visible = " ".join(visible.split())
+    return visible if len(visible) <= limit else visible[: limit - 1] + "\u2026"
+
 
 class ZslError(Exception):
     """Base class of every expected failure; ``str(exc)`` is a sentence a user may read."""
@@ -38,12 +48,13 @@ class UnknownWordsError(ZslError):
 
     def __init__(self, words: Iterable[str], *, what: str = "text") -> None:
         self.words = tuple(dict.fromkeys(words))
-        shown = ", ".join(self.words[:10]) + (" ..." if len(self.words) > 10 else "")
+        shown = ", ".join(_shown(w, _SHOWN_WORD) for w in self.words[:10])
+        shown += " ..." if len(self.words) > 10 else ""
         if self.words:
             detail = f"none of its words are known to the model ({shown})"
         else:
             detail = "it has no words once links, mentions, emoji and code are left out"
-        if what == "text":
+        if what in ("text", "example"):
             hint = "Try a longer sentence in plain words."
         else:
             hint = "Describe it with a few common English words, e.g. 'football match team goal'."
@@ -62,7 +73,10 @@ class ClassNotFoundError(ZslError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"There is no class named '{name}'. /classes lists the existing ones.")
+        super().__init__(
+            f"There is no class named '{_shown(name, _SHOWN_NAME)}'. /classes lists the existing "
+            "ones."
+        )
 
 
 class DuplicateClassError(ZslError):
@@ -71,7 +85,8 @@ class DuplicateClassError(ZslError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(
-            f"A class named '{name}' already exists. Pick another name, or change it with "
+            f"A class named '{_shown(name, _SHOWN_NAME)}' already exists. Pick another name, or "
+            "change it with "
             "/editclass."
         )
 
@@ -84,4 +99,15 @@ class ClassLimitError(ZslError):
         super().__init__(
             f"This server already has {limit} classes, the maximum. Remove one with "
             "/removeclass first."
+        )
+
+
+class ExampleLimitError(ZslError):
+    """The class already holds the maximum number of examples."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"The class '{name}' already has {limit} examples, the maximum. Remove one with "
+            "/removeexample first."
         )

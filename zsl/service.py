@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import ParamSpec, TypeVar
 
 from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_class
@@ -21,11 +22,19 @@ from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, ran
 from zsl.embedding import Encoder, EncoderConfig
 from zsl.errors import (
     DuplicateClassError,
+    ExampleLimitError,
     InvalidClassError,
     InvalidTextError,
     UnknownWordsError,
 )
-from zsl.store import DEFAULT_DATABASE_URL, ClassDefinition, GuildRecord, Store, open_store
+from zsl.store import (
+    DEFAULT_DATABASE_URL,
+    ClassDefinition,
+    GuildRecord,
+    Store,
+    Vote,
+    open_store,
+)
 from zsl.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -157,10 +166,13 @@ class ZeroShotService:
         async with self._lock(guild_id):
             current = self._snapshot(guild_id)
             old = current.get(name)
-            definition = validate_class(
-                old.name if new_name is None else new_name,
-                old.description if description is None else description,
-                self.limits,
+            definition = replace(
+                validate_class(
+                    old.name if new_name is None else new_name,
+                    old.description if description is None else description,
+                    self.limits,
+                ),
+                examples=old.examples,
             )
             other = current.find(definition.name)
             if other is not None and other != current.find(old.name):
@@ -185,6 +197,78 @@ class ZeroShotService:
             self._snapshots[guild_id] = updated
         log.info("guild %d: removed class %r", guild_id, removed.name)
         return removed
+
+    async def add_example(self, guild_id: int, class_name: str, text: str) -> ClassDefinition:
+        """Teach a class: ``text`` belongs to it. The class moves towards its examples.
+
+        Raises:
+            ClassNotFoundError, InvalidTextError, UnknownWordsError, ExampleLimitError,
+            StoreError: nothing was changed.
+        """
+        self._check_text(text)
+        text = " ".join(text.split())
+        await self._run(self.encoder.encode, text, what="example")  # refuse unknown words now
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            old = current.get(class_name)
+            if text in old.examples:
+                return old
+            if len(old.examples) >= self.limits.examples_per_class:
+                raise ExampleLimitError(old.name, self.limits.examples_per_class)
+            definition = replace(old, examples=(*old.examples, text))
+            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            await self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class)
+            self._snapshots[guild_id] = updated
+        log.info("guild %d: class %r learned an example", guild_id, old.name)
+        return definition
+
+    async def remove_example(self, guild_id: int, class_name: str, number: int) -> str:
+        """Forget example ``number`` (1 = the oldest) of a class; returns its text.
+
+        Raises:
+            ClassNotFoundError, InvalidClassError (no such example), StoreError.
+        """
+        async with self._lock(guild_id):
+            current = self._snapshot(guild_id)
+            old = current.get(class_name)
+            if not 1 <= number <= len(old.examples):
+                raise InvalidClassError(
+                    f"The class '{old.name}' has no example number {number}; it has "
+                    f"{len(old.examples)}. /examples lists them."
+                )
+            text = old.examples[number - 1]
+            definition = replace(old, examples=tuple(e for e in old.examples if e != text))
+            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            await self.store.remove_example(guild_id, old.name, text)
+            self._snapshots[guild_id] = updated
+        return text
+
+    async def vote(
+        self, guild_id: int, user_id: int, text: str, predicted: str, suggested: str | None
+    ) -> None:
+        """Keep a member's feedback on a result for admins to review (``None`` = it was right).
+
+        Raises:
+            ClassNotFoundError: ``suggested`` is not one of the guild's classes.
+            StoreError: nothing was kept.
+        """
+        if suggested is not None:
+            suggested = self._snapshot(guild_id).get(suggested).name
+        vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested)
+        await self.store.add_vote(guild_id, vote, self.limits.votes_per_guild)
+
+    async def votes(self, guild_id: int, limit: int = 25) -> list[Vote]:
+        """The guild's votes, newest first."""
+        return await self.store.list_votes(guild_id, limit)
+
+    async def dismiss_vote(self, guild_id: int, vote_id: int) -> None:
+        """Forget a reviewed vote.
+
+        Raises:
+            InvalidClassError: the guild has no vote with that number.
+        """
+        if not await self.store.delete_vote(guild_id, vote_id):
+            raise InvalidClassError(f"There is no vote number {vote_id}. /votes lists them.")
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> float:
         """Set the guild's abstain threshold in [0, 1]; ``None`` restores the default.

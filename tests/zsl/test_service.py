@@ -291,3 +291,79 @@ async def test_store_folder_is_created(glove: WordVectors, tmp_path: Path) -> No
         await service.add_class(1, "sports", "football")
 
     assert (tmp_path / "deep" / "er" / "zsl.sqlite3").exists()
+
+
+class TestLearningFromExamples:
+    async def test_an_example_moves_the_class_and_survives_reopening(
+        self, glove: WordVectors, store_url: str
+    ) -> None:
+        text = "the striker was booked for diving in the box"
+        async with await _service(glove, store_url) as service:
+            before = await service.classify(1, text, top_k=25)
+            await service.add_example(1, "sports", "the referee showed him a yellow card")
+            await service.add_example(1, "sports", "the referee showed him a yellow card")
+            after = await service.classify(1, text, top_k=25)
+            await service.edit_class(1, "sports", new_name="football")
+            kept = service.classes(1)[0]
+
+        async with await ZeroShotService.open(glove, store_url) as reopened:
+            reloaded = reopened.classes(1)[0]
+
+        def score(result: Any, name: str) -> float:
+            return next(p.score for p in result.predictions if p.name == name)
+
+        assert score(after, "sports") > score(before, "sports")
+        assert kept.examples == ("the referee showed him a yellow card",)
+        assert reloaded == kept
+
+    async def test_remove_example(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            await service.add_example(1, "music", "first")
+            await service.add_example(1, "music", "second one")
+
+            removed = await service.remove_example(1, "music", 1)
+            with pytest.raises(InvalidClassError, match="no example number 5"):
+                await service.remove_example(1, "music", 5)
+            examples = service.classes(1)[1].examples
+
+        assert removed == "first"
+        assert examples == ("second one",)
+
+    @pytest.mark.parametrize(
+        ("call", "error"),
+        [
+            (lambda s: s.add_example(1, "nope", "text"), ClassNotFoundError),
+            (lambda s: s.add_example(1, "sports", "qxzvvb wqqxjk"), UnknownWordsError),
+            (lambda s: s.add_example(1, "sports", ""), InvalidTextError),
+            (lambda s: s.add_example(1, "sports", "third example here"), zsl.ExampleLimitError),
+        ],
+    )
+    async def test_refused_examples_change_nothing(
+        self, glove: WordVectors, db_url: str, call: Any, error: type[ZslError]
+    ) -> None:
+        service = await _service(glove, db_url, limits=Limits(examples_per_class=2))
+        await service.add_example(1, "sports", "one goal")
+        await service.add_example(1, "sports", "two goals")
+        before = await _state(service, db_url)
+
+        with pytest.raises(error):
+            await call(service)
+        after = await _state(service, db_url)
+        await service.close()
+
+        assert after == before
+
+    async def test_votes_are_kept_for_review(self, glove: WordVectors, db_url: str) -> None:
+        async with await _service(glove, db_url) as service:
+            await service.vote(1, 42, "some text", "sports", "MUSIC")
+            await service.vote(1, 43, "other text", "sports", None)
+            with pytest.raises(ClassNotFoundError):
+                await service.vote(1, 44, "x", "sports", "no such class")
+            votes = await service.votes(1)
+            await service.dismiss_vote(1, votes[0].id)
+            with pytest.raises(InvalidClassError, match="no vote number"):
+                await service.dismiss_vote(2, votes[1].id)
+            left = await service.votes(1)
+
+        assert [(v.user_id, v.suggested) for v in votes] == [(43, None), (42, "music")]
+        assert [v.user_id for v in left] == [42]

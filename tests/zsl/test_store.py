@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 
 from zsl import StoreError
-from zsl.errors import ClassLimitError, ClassNotFoundError, DuplicateClassError
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    ExampleLimitError,
+)
 from zsl.store import ClassDefinition, GuildRecord, open_store
+from zsl.store.base import Vote
 from zsl.store.sqlite import SCHEMA_VERSION
 
 pytestmark = pytest.mark.asyncio
@@ -175,3 +181,78 @@ async def test_two_stores_on_one_database_see_each_other(store_url: str) -> None
     await second.close()
 
     assert seen.classes == (SPORTS,)
+
+
+class TestExamplesAndVotes:
+    async def test_examples_follow_their_class(self, store_url: str) -> None:
+        store = await open_store(store_url)
+        await store.insert_class(1, SPORTS, 100)
+        await store.add_example(1, "Sports", "what a goal", 5)
+        await store.add_example(1, "sports", "great match", 5)
+        await store.add_example(1, "sports", "what a goal", 5)  # again: nothing changes
+
+        await store.replace_class(1, "sports", ClassDefinition("football", "goal"))
+        renamed = await store.load_guild(1)
+        await store.remove_example(1, "football", "what a goal")
+        after_removal = await store.load_guild(1)
+        await store.delete_class(1, "football")
+        await store.insert_class(1, ClassDefinition("football"), 100)
+        recreated = await store.load_guild(1)
+        await store.close()
+
+        assert renamed.classes[0].examples == ("what a goal", "great match")
+        assert after_removal.classes[0].examples == ("great match",)
+        assert recreated.classes[0].examples == ()  # deleting a class deletes its examples
+
+    async def test_example_limit_and_missing_class(self, store_url: str) -> None:
+        store = await open_store(store_url)
+        await store.insert_class(1, SPORTS, 100)
+        await store.add_example(1, "sports", "one", 1)
+
+        with pytest.raises(ExampleLimitError, match="1 examples"):
+            await store.add_example(1, "sports", "two", 1)
+        with pytest.raises(ClassNotFoundError):
+            await store.add_example(2, "sports", "other guild", 5)
+        state = await store.load_all()
+        await store.close()
+
+        assert state[1].classes[0].examples == ("one",)
+        assert 2 not in state
+
+    async def test_votes_are_kept_per_guild_newest_first_and_capped(self, store_url: str) -> None:
+        store = await open_store(store_url)
+        for i in range(4):
+            await store.add_vote(1, Vote(10 + i, f"text {i}", "sports", "music"), 3)
+        await store.add_vote(2, Vote(99, "elsewhere", "music", None), 3)
+
+        votes = await store.list_votes(1, 10)
+        removed = await store.delete_vote(1, votes[0].id)
+        not_ours = await store.delete_vote(2, votes[1].id)
+        after = await store.list_votes(1, 10)
+        other = await store.list_votes(2, 10)
+        await store.close()
+
+        assert [v.text for v in votes] == ["text 3", "text 2", "text 1"]
+        assert (votes[0].user_id, votes[0].predicted, votes[0].suggested) == (13, "sports", "music")
+        assert removed
+        assert not not_ours
+        assert [v.text for v in after] == ["text 2", "text 1"]
+        assert [(v.text, v.suggested) for v in other] == [("elsewhere", None)]
+
+
+async def test_version_1_database_is_migrated_with_its_classes(tmp_path: Path) -> None:
+    from zsl.store.sqlite import _MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.sqlite3")
+    db.executescript(_MIGRATIONS[0])
+    db.execute("INSERT INTO classes VALUES (1, 'sports', 'sports', 'football match', 0, 0.0)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+    store = await open_store(f"sqlite:///{tmp_path}/old.sqlite3")
+    await store.add_example(1, "sports", "goal!", 5)
+    state = await store.load_all()
+    await store.close()
+
+    assert state[1].classes == (ClassDefinition("sports", "football match", ("goal!",)),)

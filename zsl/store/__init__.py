@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zsl.errors import StoreError
-from zsl.store.base import ClassDefinition, GuildRecord, Store, name_key
+from zsl.store.base import ClassDefinition, GuildRecord, Store, Vote, name_key
 from zsl.store.sqlite import SQLiteStore
 
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
@@ -14,6 +14,7 @@ __all__ = [
     "GuildRecord",
     "SQLiteStore",
     "Store",
+    "Vote",
     "name_key",
     "open_store",
 ]

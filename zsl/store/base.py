@@ -20,10 +20,25 @@ class ClassDefinition:
 
     name: str
     description: str = ""
+    examples: tuple[str, ...] = ()
+    """Texts an admin confirmed as belonging to the class, oldest first."""
 
     @property
     def key(self) -> str:
         return name_key(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A member's feedback on a classification, kept for admins to review."""
+
+    user_id: int
+    text: str
+    predicted: str
+    suggested: str | None
+    """The class the member says is right, or None when they agreed with ``predicted``."""
+    id: int = 0
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +78,31 @@ class Store(Protocol):
 
     async def delete_class(self, guild_id: int, name: str) -> None:
         """Remove a class. Raises ClassNotFoundError, StoreError."""
+        ...
+
+    async def add_example(
+        self, guild_id: int, class_name: str, text: str, max_examples: int
+    ) -> None:
+        """Add an example text to a class (nothing happens if it is already one).
+
+        Raises ClassNotFoundError, ExampleLimitError, StoreError.
+        """
+        ...
+
+    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
+        """Remove an example text from a class. Raises ClassNotFoundError, StoreError."""
+        ...
+
+    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
+        """Keep a member's vote; beyond ``max_votes`` per guild the oldest are dropped."""
+        ...
+
+    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
+        """The guild's votes, newest first."""
+        ...
+
+    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
+        """Forget a vote; False if there was none with that id in this guild."""
         ...
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> None:

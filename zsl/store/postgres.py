@@ -18,10 +18,12 @@ from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
+    ExampleLimitError,
     StoreError,
     StoreUnavailableError,
 )
-from zsl.store.base import ClassDefinition, GuildRecord, name_key
+from zsl.store.base import ClassDefinition, GuildRecord, Vote, name_key
+from zsl.store.sqlite import check_storable
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,36 @@ _MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE examples (
+        guild_id BIGINT           NOT NULL,
+        name_key TEXT             NOT NULL,
+        position INTEGER          NOT NULL,
+        text     TEXT             NOT NULL,
+        added_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (guild_id, name_key, position),
+        FOREIGN KEY (guild_id, name_key) REFERENCES classes (guild_id, name_key)
+            ON UPDATE CASCADE ON DELETE CASCADE
+    );
+    CREATE TABLE votes (
+        id         BIGSERIAL PRIMARY KEY,
+        guild_id   BIGINT           NOT NULL,
+        user_id    BIGINT           NOT NULL,
+        text       TEXT             NOT NULL,
+        predicted  TEXT             NOT NULL,
+        suggested  TEXT,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX votes_by_guild ON votes (guild_id, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x7A736C  # pg_advisory_xact_lock key: one migrating process at a time
 
+_REFUSED = (
+    "The class registry refused the request (a database error). Nothing was changed; please try "
+    "again, and tell the bot's operator if it keeps happening."
+)
 _UNAVAILABLE = (
     "The class registry cannot be {verb} right now (the database is unreachable). Nothing was "
     "changed; please try again in a minute."
@@ -138,6 +166,8 @@ class PostgresStore:
                 log.info("migrated PostgreSQL schema to %d", number + 1)
 
     async def _run(self, verb: str, fn: Callable[[Any], Awaitable[T]]) -> T:
+        import asyncpg
+
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
         try:
@@ -146,36 +176,24 @@ class PostgresStore:
         except _connection_errors() as exc:
             log.warning("postgres %s failed: %r", verb, exc)
             raise StoreUnavailableError(_UNAVAILABLE.format(verb=verb)) from exc
+        except (asyncpg.PostgresError, UnicodeError) as exc:
+            # Anything else the server (or the encoding) refuses: the transaction was rolled
+            # back, so nothing changed; the operator finds the detail in the log.
+            log.error("postgres %s refused: %r", verb, exc)
+            raise StoreError(_REFUSED) from exc
 
     async def load_all(self) -> dict[int, GuildRecord]:
-        async def load(db: Any) -> dict[int, GuildRecord]:
-            classes: dict[int, list[ClassDefinition]] = {}
-            for row in await db.fetch(
-                "SELECT guild_id, name, description FROM classes ORDER BY guild_id, position"
-            ):
-                classes.setdefault(row[0], []).append(ClassDefinition(row[1], row[2]))
-            thresholds = dict(await db.fetch("SELECT guild_id, threshold FROM guild_settings"))
-            return {
-                g: GuildRecord(tuple(classes.get(g, ())), thresholds.get(g))
-                for g in sorted(classes.keys() | thresholds.keys())
-            }
-
-        return await self._run("read", load)
+        return await self._run("read", lambda db: _load(db, None))
 
     async def load_guild(self, guild_id: int) -> GuildRecord:
         async def load(db: Any) -> GuildRecord:
-            rows = await db.fetch(
-                "SELECT name, description FROM classes WHERE guild_id = $1 ORDER BY position",
-                guild_id,
-            )
-            threshold = await db.fetchval(
-                "SELECT threshold FROM guild_settings WHERE guild_id = $1", guild_id
-            )
-            return GuildRecord(tuple(ClassDefinition(r[0], r[1]) for r in rows), threshold)
+            return (await _load(db, guild_id)).get(guild_id, GuildRecord())
 
         return await self._run("read", load)
 
     async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        check_storable(cls)
+
         async def insert(db: Any) -> None:
             await _lock_guild(db, guild_id)
             count, last = await db.fetchrow(
@@ -201,6 +219,8 @@ class PostgresStore:
         await self._run("written", insert)
 
     async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        check_storable(cls)
+
         async def replace(db: Any) -> None:
             await _lock_guild(db, guild_id)
             old_key = name_key(old_name)
@@ -234,6 +254,96 @@ class PostgresStore:
             await _notify(db, guild_id)
 
         await self._run("written", delete)
+
+    async def add_example(
+        self, guild_id: int, class_name: str, text: str, max_examples: int
+    ) -> None:
+        async def add(db: Any) -> None:
+            await _lock_guild(db, guild_id)
+            key = name_key(class_name)
+            if not await _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            texts = [
+                r[0]
+                for r in await db.fetch(
+                    "SELECT text FROM examples WHERE guild_id = $1 AND name_key = $2",
+                    guild_id,
+                    key,
+                )
+            ]
+            if text in texts:
+                return
+            if len(texts) >= max_examples:
+                raise ExampleLimitError(class_name, max_examples)
+            await db.execute(
+                "INSERT INTO examples (guild_id, name_key, position, text, added_at) VALUES"
+                " ($1, $2, (SELECT coalesce(max(position), -1) + 1 FROM examples"
+                "           WHERE guild_id = $1 AND name_key = $2), $3, $4)",
+                guild_id,
+                key,
+                text,
+                time.time(),
+            )
+            await _notify(db, guild_id)
+
+        await self._run("written", add)
+
+    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
+        async def remove(db: Any) -> None:
+            key = name_key(class_name)
+            if not await _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            await db.execute(
+                "DELETE FROM examples WHERE guild_id = $1 AND name_key = $2 AND text = $3",
+                guild_id,
+                key,
+                text,
+            )
+            await _notify(db, guild_id)
+
+        await self._run("written", remove)
+
+    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
+        async def add(db: Any) -> None:
+            await db.execute(
+                "INSERT INTO votes (guild_id, user_id, text, predicted, suggested, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                guild_id,
+                vote.user_id,
+                vote.text,
+                vote.predicted,
+                vote.suggested,
+                time.time(),
+            )
+            await db.execute(
+                "DELETE FROM votes WHERE guild_id = $1 AND id NOT IN"
+                " (SELECT id FROM votes WHERE guild_id = $1 ORDER BY id DESC LIMIT $2)",
+                guild_id,
+                max_votes,
+            )
+
+        await self._run("written", add)
+
+    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
+        async def list_(db: Any) -> list[Vote]:
+            rows = await db.fetch(
+                "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
+                " WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
+                guild_id,
+                limit,
+            )
+            return [Vote(r[1], r[2], r[3], r[4], r[0], r[5]) for r in rows]
+
+        return await self._run("read", list_)
+
+    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
+        async def delete(db: Any) -> bool:
+            status = await db.execute(
+                "DELETE FROM votes WHERE guild_id = $1 AND id = $2", guild_id, vote_id
+            )
+            return bool(status != "DELETE 0")
+
+        return await self._run("written", delete)
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
         async def write(db: Any) -> None:
@@ -349,6 +459,30 @@ def _resolver(future: asyncio.Future[None]) -> Callable[[object], None]:
             future.set_result(None)
 
     return resolve
+
+
+async def _load(db: Any, guild_id: int | None) -> dict[int, GuildRecord]:
+    where, args = ("WHERE guild_id = $1", [guild_id]) if guild_id is not None else ("", [])
+    examples: dict[tuple[int, str], list[str]] = {}
+    for row in await db.fetch(
+        f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", *args
+    ):
+        examples.setdefault((row[0], row[1]), []).append(row[2])
+    classes: dict[int, list[ClassDefinition]] = {}
+    for row in await db.fetch(
+        f"SELECT guild_id, name_key, name, description FROM classes {where}"
+        " ORDER BY guild_id, position",
+        *args,
+    ):
+        found = tuple(examples.get((row[0], row[1]), ()))
+        classes.setdefault(row[0], []).append(ClassDefinition(row[2], row[3], found))
+    thresholds = dict(
+        await db.fetch(f"SELECT guild_id, threshold FROM guild_settings {where}", *args)
+    )
+    return {
+        g: GuildRecord(tuple(classes.get(g, ())), thresholds.get(g))
+        for g in sorted(classes.keys() | thresholds.keys())
+    }
 
 
 async def _lock_guild(db: Any, guild_id: int) -> None:

@@ -15,10 +15,12 @@ from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
+    ExampleLimitError,
+    InvalidClassError,
     StoreError,
     StoreUnavailableError,
 )
-from zsl.store.base import ClassDefinition, GuildRecord, name_key
+from zsl.store.base import ClassDefinition, GuildRecord, Vote, name_key
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,28 @@ _MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE examples (
+        guild_id INTEGER NOT NULL,
+        name_key TEXT    NOT NULL,
+        position INTEGER NOT NULL,
+        text     TEXT    NOT NULL,
+        added_at REAL    NOT NULL,
+        PRIMARY KEY (guild_id, name_key, position),
+        FOREIGN KEY (guild_id, name_key) REFERENCES classes (guild_id, name_key)
+            ON UPDATE CASCADE ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE votes (
+        id         INTEGER PRIMARY KEY,
+        guild_id   INTEGER NOT NULL,
+        user_id    INTEGER NOT NULL,
+        text       TEXT    NOT NULL,
+        predicted  TEXT    NOT NULL,
+        suggested  TEXT,
+        created_at REAL    NOT NULL
+    );
+    CREATE INDEX votes_by_guild ON votes (guild_id, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -52,6 +76,24 @@ _UNAVAILABLE = (
     "The class registry cannot be {verb} right now ({reason}). Nothing was changed; please try "
     "again in a minute."
 )
+
+
+def check_storable(cls: ClassDefinition) -> None:
+    """Refuse what no registry can hold faithfully, whatever validated it before.
+
+    Raises:
+        InvalidClassError: the name has no visible character (its key would be empty), or the
+            name or description holds NUL or broken (surrogate) characters.
+    """
+    if not cls.key:
+        raise InvalidClassError(
+            "A class name needs at least one visible letter, digit or symbol. Pick another name."
+        )
+    for text in (cls.name, cls.description):
+        if "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text):
+            raise InvalidClassError(
+                "The class contains broken or invisible control characters. Type it again."
+            )
 
 
 class SQLiteStore:
@@ -88,7 +130,7 @@ class SQLiteStore:
             return await loop.run_in_executor(
                 self._executor, _in_transaction, self._db, fn, verb == "written"
             )
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             log.warning("sqlite %s failed: %s", verb, exc)
             raise StoreUnavailableError(
                 _UNAVAILABLE.format(verb=verb, reason=_describe(exc))
@@ -101,6 +143,8 @@ class SQLiteStore:
         return await self._run("read", lambda db: _load_guild(db, guild_id))
 
     async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        check_storable(cls)
+
         def insert(db: sqlite3.Connection) -> None:
             count, last = db.execute(
                 "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = ?",
@@ -119,6 +163,8 @@ class SQLiteStore:
         await self._run("written", insert)
 
     async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        check_storable(cls)
+
         def replace(db: sqlite3.Connection) -> None:
             old_key = name_key(old_name)
             if not _exists(db, guild_id, old_key):
@@ -143,6 +189,79 @@ class SQLiteStore:
                 raise ClassNotFoundError(name)
 
         await self._run("written", delete)
+
+    async def add_example(
+        self, guild_id: int, class_name: str, text: str, max_examples: int
+    ) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            key = name_key(class_name)
+            if not _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            rows = db.execute(
+                "SELECT text FROM examples WHERE guild_id = ? AND name_key = ?", (guild_id, key)
+            ).fetchall()
+            if any(row[0] == text for row in rows):
+                return
+            if len(rows) >= max_examples:
+                raise ExampleLimitError(class_name, max_examples)
+            db.execute(
+                "INSERT INTO examples (guild_id, name_key, position, text, added_at) VALUES"
+                " (?, ?, (SELECT coalesce(max(position), -1) + 1 FROM examples"
+                "         WHERE guild_id = ? AND name_key = ?), ?, ?)",
+                (guild_id, key, guild_id, key, text, time.time()),
+            )
+
+        await self._run("written", add)
+
+    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
+        def remove(db: sqlite3.Connection) -> None:
+            key = name_key(class_name)
+            if not _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            db.execute(
+                "DELETE FROM examples WHERE guild_id = ? AND name_key = ? AND text = ?",
+                (guild_id, key, text),
+            )
+
+        await self._run("written", remove)
+
+    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO votes (guild_id, user_id, text, predicted, suggested, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (guild_id, vote.user_id, vote.text, vote.predicted, vote.suggested, time.time()),
+            )
+            db.execute(
+                "DELETE FROM votes WHERE guild_id = ? AND id NOT IN"
+                " (SELECT id FROM votes WHERE guild_id = ? ORDER BY id DESC LIMIT ?)",
+                (guild_id, guild_id, max_votes),
+            )
+
+        await self._run("written", add)
+
+    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
+        def list_(db: sqlite3.Connection) -> list[Vote]:
+            return [
+                Vote(user_id, text, predicted, suggested, vote_id, created_at)
+                for vote_id, user_id, text, predicted, suggested, created_at in db.execute(
+                    "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
+                    " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                    (guild_id, limit),
+                )
+            ]
+
+        return await self._run("read", list_)
+
+    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return bool(
+                db.execute(
+                    "DELETE FROM votes WHERE guild_id = ? AND id = ?", (guild_id, vote_id)
+                ).rowcount
+            )
+
+        return await self._run("written", delete)
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
         await self._run(
@@ -275,32 +394,35 @@ def _exists(db: sqlite3.Connection, guild_id: int, key: str) -> bool:
 
 
 def _load_all(db: sqlite3.Connection) -> dict[int, GuildRecord]:
-    classes: dict[int, list[ClassDefinition]] = {}
-    for guild_id, name, description in db.execute(
-        "SELECT guild_id, name, description FROM classes ORDER BY guild_id, position"
+    return _load(db, "", ())
+
+
+def _load_guild(db: sqlite3.Connection, guild_id: int) -> GuildRecord:
+    return _load(db, "WHERE guild_id = ?", (guild_id,)).get(guild_id, GuildRecord())
+
+
+def _load(db: sqlite3.Connection, where: str, args: tuple[int, ...]) -> dict[int, GuildRecord]:
+    examples: dict[tuple[int, str], list[str]] = {}
+    for guild_id, key, text in db.execute(
+        f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", args
     ):
-        classes.setdefault(int(guild_id), []).append(ClassDefinition(name, description))
+        examples.setdefault((int(guild_id), key), []).append(text)
+    classes: dict[int, list[ClassDefinition]] = {}
+    for guild_id, key, name, description in db.execute(
+        f"SELECT guild_id, name_key, name, description FROM classes {where}"
+        " ORDER BY guild_id, position",
+        args,
+    ):
+        found = tuple(examples.get((int(guild_id), key), ()))
+        classes.setdefault(int(guild_id), []).append(ClassDefinition(name, description, found))
     thresholds = {
-        int(g): t for g, t in db.execute("SELECT guild_id, threshold FROM guild_settings")
+        int(g): t
+        for g, t in db.execute(f"SELECT guild_id, threshold FROM guild_settings {where}", args)
     }
     return {
         guild_id: GuildRecord(tuple(classes.get(guild_id, ())), thresholds.get(guild_id))
         for guild_id in sorted(classes.keys() | thresholds.keys())
     }
-
-
-def _load_guild(db: sqlite3.Connection, guild_id: int) -> GuildRecord:
-    classes = tuple(
-        ClassDefinition(name=name, description=description)
-        for name, description in db.execute(
-            "SELECT name, description FROM classes WHERE guild_id = ? ORDER BY position",
-            (guild_id,),
-        )
-    )
-    row = db.execute(
-        "SELECT threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
-    ).fetchone()
-    return GuildRecord(classes=classes, threshold=None if row is None else row[0])
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -309,6 +431,8 @@ def _describe(exc: sqlite3.Error) -> str:
         return "the database file is read-only"
     if "full" in message:
         return "the disk is full"
+    if "disk i/o" in message:
+        return "the database file cannot be written"
     if "locked" in message or "busy" in message:
         return "the database is busy"
     if "not a database" in message or "malformed" in message:
