@@ -56,12 +56,15 @@ _SYNTAX: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "removeclass": (("name",), "/removeclass NAME"),
     "threshold": (("value",), "/threshold [VALUE | reset]"),
+    "addexample": (("name", "text"), "/addexample NAME TEXT..."),
+    "examples": (("name",), "/examples NAME"),
+    "removeexample": (("name", "number"), "/removeexample NAME NUMBER"),
     "help": ((), "/help"),
     "quit": ((), "/quit"),
 }
 # Positional parsing per command: how many leading single-word (or quoted) arguments come
 # before the one that takes the rest of the line.
-_LEADING_WORDS = {"addclass": 1, "editclass": 1}
+_LEADING_WORDS = {"addclass": 1, "editclass": 1, "addexample": 1, "removeexample": 1}
 _REST_OPTION = {
     "addclass": "description",
     "classify": "text",
@@ -69,6 +72,9 @@ _REST_OPTION = {
     "editclass": "description",
     "removeclass": "name",
     "threshold": "value",
+    "addexample": "text",
+    "examples": "name",
+    "removeexample": "number",
 }
 
 
@@ -143,6 +149,9 @@ class Console:
             "editclass": self._edit,
             "removeclass": self._remove,
             "threshold": self._threshold,
+            "addexample": self._add_example,
+            "examples": self._examples,
+            "removeexample": self._remove_example,
         }
 
     async def execute(self, line: str) -> str | object:
@@ -209,6 +218,29 @@ class Console:
             )
         value = None if raw == "reset" else _number(raw, "The threshold", float)
         return messages.threshold_set(await self.service.set_threshold(self.guild_id, value))
+
+    async def _add_example(self, options: dict[str, str]) -> str:
+        name, text = self._require(options, "addexample", "name", "text")
+        definition = await self.service.add_example(self.guild_id, name, text)
+        return messages.example_added(definition.name, len(definition.examples))
+
+    async def _examples(self, options: dict[str, str]) -> str:
+        (name,) = self._require(options, "examples", "name")
+        key = zsl.ClassDefinition(name).key
+        found = [d for d in self.service.classes(self.guild_id) if d.key == key]
+        if not found:
+            raise zsl.ClassNotFoundError(name)
+        examples = found[0].examples
+        if not examples:
+            return messages.NO_EXAMPLES
+        return "\n".join(f"  {i}. {text}" for i, text in enumerate(examples, start=1))
+
+    async def _remove_example(self, options: dict[str, str]) -> str:
+        name, raw = self._require(options, "removeexample", "name", "number")
+        text = await self.service.remove_example(
+            self.guild_id, name, _number(raw, "The example number", int)
+        )
+        return messages.example_removed(name, text)
 
 
 def _number(raw: str, what: str, kind: Callable[[str], N]) -> N:

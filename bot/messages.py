@@ -30,6 +30,22 @@ CLASSES_PAGE = "Which page of the list to show."
 THRESHOLD_DESCRIPTION = "Show or set how sure the bot must be before it names a class."
 THRESHOLD_VALUE = "A confidence between 0 and 1; leave out to see the current one."
 THRESHOLD_RESET = "Go back to the default threshold."
+ADD_EXAMPLE_DESCRIPTION = "Teach a class: add a text that belongs to it."
+ADD_EXAMPLE_NAME = "The class the text belongs to."
+ADD_EXAMPLE_TEXT = "A text that belongs to the class."
+EXAMPLES_DESCRIPTION = "List the example texts a class has learned."
+EXAMPLES_NAME = "The class whose examples to show."
+REMOVE_EXAMPLE_DESCRIPTION = "Make a class forget one of its examples."
+REMOVE_EXAMPLE_NAME = "The class to change."
+REMOVE_EXAMPLE_NUMBER = "The example's number in /examples."
+VOTES_DESCRIPTION = "Review members' feedback on results (newest first)."
+VOTES_DISMISS = "Forget the vote with this number once you have dealt with it."
+
+# -- feedback buttons under a result ------------------------------------------------------------
+
+FEEDBACK_RIGHT = "Right"
+FEEDBACK_WRONG = "Wrong, it is..."
+FEEDBACK_WHICH = "It is..."
 
 # -- refusals -----------------------------------------------------------------------------------
 
@@ -91,6 +107,37 @@ def threshold_set(value: float) -> str:
     return f"From now on the bot names a class only when it is at least {value:.0%} sure."
 
 
+def example_added(name: str, count: int) -> str:
+    return (
+        f'Thanks! "{name}" learned from this text; it now has '
+        f"{'1 example' if count == 1 else f'{count} examples'}. /examples lists them."
+    )
+
+
+def example_removed(name: str, text: str) -> str:
+    return f'The class "{name}" forgot the example: {text}'
+
+
+VOTE_KEPT = (
+    "Thanks! Your feedback is kept for this server's admins, who can teach the class with it "
+    "(/votes)."
+)
+NO_EXAMPLES = "This class has no examples yet. Admins teach it with the buttons under a result "
+NO_EXAMPLES += "or with /addexample."
+NO_VOTES = "Nobody has given feedback on a result yet."
+EXAMPLES_TITLE = "Examples of {name}"
+VOTES_TITLE = "Feedback from members"
+
+
+def vote_line(number: int, user_id: int, predicted: str, suggested: str | None, text: str) -> str:
+    verdict = f"right: {predicted}" if suggested is None else f"{predicted} \u2192 {suggested}"
+    return f"`#{number}` <@{user_id}> {verdict}: {text}"
+
+
+def vote_dismissed(number: int) -> str:
+    return f"Forgot vote #{number}."
+
+
 # -- results ------------------------------------------------------------------------------------
 
 RESULT_TITLE = "Classification"
@@ -139,6 +186,9 @@ Commands (options may also be typed Discord-style: /addclass name: video games d
                                      rename a class and/or change its description
   /removeclass NAME                  remove a class
   /threshold [VALUE | reset]         show or set the abstain threshold (0 to 1)
+  /addexample NAME TEXT...           teach a class: the text belongs to it
+  /examples NAME                     list a class's examples
+  /removeexample NAME NUMBER         forget an example
   /help                              this help
   /quit                              leave the console
 Anything not starting with / is classified."""

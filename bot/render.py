@@ -166,6 +166,38 @@ def classes_embed(page: ClassPage, total: int) -> discord.Embed:
     return embed
 
 
+def examples_embed(definition: zsl.ClassDefinition) -> discord.Embed:
+    """A class's examples, numbered from 1 (the oldest), for /examples."""
+    lines = [
+        f"`{i}.` {shown(' '.join(text.split()), _SNIPPET)}"
+        for i, text in enumerate(definition.examples, start=1)
+    ]
+    return discord.Embed(
+        title=clip(messages.EXAMPLES_TITLE.format(name=definition.name), 250),
+        description=clip("\n".join(lines) or messages.NO_EXAMPLES, _DESCRIPTION_BUDGET),
+        colour=LIST_COLOUR,
+    )
+
+
+def votes_embed(votes: Sequence[zsl.Vote]) -> discord.Embed:
+    """Members' feedback for /votes; mentions render as names but ping nobody."""
+    lines = [
+        messages.vote_line(
+            vote.id,
+            vote.user_id,
+            shown(vote.predicted, _SHOWN_NAME),
+            None if vote.suggested is None else shown(vote.suggested, _SHOWN_NAME),
+            shown(" ".join(vote.text.split()), 150),
+        )
+        for vote in votes
+    ]
+    return discord.Embed(
+        title=messages.VOTES_TITLE,
+        description=clip("\n".join(lines) or messages.NO_VOTES, _DESCRIPTION_BUDGET),
+        colour=LIST_COLOUR,
+    )
+
+
 def classes_text(definitions: Sequence[zsl.ClassDefinition]) -> str:
     """The class list as plain text for the console."""
     if not definitions:

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 DEFAULT_COOLDOWN_SECONDS = 3.0
+DEFAULT_FEEDBACK_MINUTES = 15.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 KEYS = (
     "DISCORD_TOKEN",
@@ -36,6 +37,9 @@ KEYS = (
     "ZSL_MAX_NAME_LENGTH",
     "ZSL_MAX_DESCRIPTION_LENGTH",
     "ZSL_MAX_TEXT_LENGTH",
+    "ZSL_MAX_EXAMPLES",
+    "ZSL_MAX_VOTES",
+    "FEEDBACK_MINUTES",
     "LOG_LEVEL",
     "DISCORD_API_BASE",
     "DISCORD_GATEWAY_URL",
@@ -59,6 +63,7 @@ class Settings:
     cache_dir: Path | None = None
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
+    feedback_minutes: float = DEFAULT_FEEDBACK_MINUTES
     limits: zsl.Limits = field(default_factory=zsl.Limits)
     log_level: str = "INFO"
     api_base: str | None = None
@@ -84,6 +89,10 @@ class Settings:
             classes_per_guild=_get(
                 values, "ZSL_MAX_CLASSES", _positive_int, defaults.classes_per_guild
             ),
+            examples_per_class=_get(
+                values, "ZSL_MAX_EXAMPLES", _positive_int, defaults.examples_per_class
+            ),
+            votes_per_guild=_get(values, "ZSL_MAX_VOTES", _positive_int, defaults.votes_per_guild),
         )
         shard_count = _get(values, "SHARD_COUNT", _positive_int, None)
         shard_ids = _get(values, "SHARD_IDS", _int_list, None)
@@ -107,6 +116,7 @@ class Settings:
             classify_cooldown_seconds=_get(
                 values, "CLASSIFY_COOLDOWN_SECONDS", _seconds, DEFAULT_COOLDOWN_SECONDS
             ),
+            feedback_minutes=_get(values, "FEEDBACK_MINUTES", _minutes, DEFAULT_FEEDBACK_MINUTES),
             limits=limits,
             log_level=log_level,
             api_base=_get(values, "DISCORD_API_BASE", _http_url, None),
@@ -160,14 +170,21 @@ def _snowflake(raw: str) -> int:
     return int(raw)
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("a number of seconds, 0 or more") from None
-    if not (value >= 0 and value != float("inf")):
-        raise ValueError("a number of seconds, 0 or more")
-    return value
+def _duration(unit: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"a number of {unit}, 0 or more") from None
+        if not (value >= 0 and value != float("inf")):
+            raise ValueError(f"a number of {unit}, 0 or more")
+        return value
+
+    return parse
+
+
+_seconds = _duration("seconds")
+_minutes = _duration("minutes")
 
 
 def _int_list(raw: str) -> tuple[int, ...]:

@@ -94,9 +94,7 @@ class ZeroShotCog(commands.Cog):
     ) -> None:
         await self.handle_error(interaction, error)
 
-    async def handle_error(
-        self, interaction: Interaction, error: app_commands.AppCommandError
-    ) -> None:
+    async def handle_error(self, interaction: Interaction, error: BaseException) -> None:
         """Show an expected failure as its sentence; log anything else under an incident id."""
         cause: BaseException = error
         if isinstance(error, app_commands.CommandInvokeError):
@@ -156,7 +154,12 @@ class ZeroShotCog(commands.Cog):
         guild_id = self._guild_id(interaction)
         self._check_cooldown(interaction)
         result = await self.service.classify(guild_id, text, top_k=top)
-        await reply(interaction, embed=render.result_embed(result, text), ephemeral=private)
+        await reply(
+            interaction,
+            embed=render.result_embed(result, text),
+            view=self._feedback_view(guild_id, text, result),
+            ephemeral=private,
+        )
 
     async def classify_message(self, interaction: Interaction, message: discord.Message) -> None:
         guild_id = self._guild_id(interaction)
@@ -165,8 +168,43 @@ class ZeroShotCog(commands.Cog):
             raise RefusalError(messages.NO_MESSAGE_TEXT)
         result = await self.service.classify(guild_id, message.content, top_k=3)
         await reply(
-            interaction, embed=render.result_embed(result, message.content), ephemeral=False
+            interaction,
+            embed=render.result_embed(result, message.content),
+            view=self._feedback_view(guild_id, message.content, result),
+            ephemeral=False,
         )
+
+    # -- feedback: "Right" / "Wrong, it is ..." under a result -----------------------------------
+
+    def _feedback_view(
+        self, guild_id: int, text: str, result: zsl.Classification
+    ) -> FeedbackView | None:
+        names = [d.name for d in self.service.classes(guild_id)]
+        if not names or self.settings.feedback_minutes <= 0:
+            return None
+        return FeedbackView(self, guild_id, text, result, names, self.settings.feedback_minutes)
+
+    async def feedback(
+        self, interaction: Interaction, guild_id: int, text: str, predicted: str, correct: str
+    ) -> None:
+        """An admin's verdict teaches the class; anyone else's is kept for the admins."""
+        if interaction.guild_id != guild_id:
+            raise app_commands.NoPrivateMessage()
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if interaction.permissions.manage_guild:
+            definition = await self.service.add_example(guild_id, correct, text)
+            answer = messages.example_added(
+                render.shown(definition.name, 200), len(definition.examples)
+            )
+        else:
+            suggested = (
+                None
+                if zsl.ClassDefinition(correct).key == zsl.ClassDefinition(predicted).key
+                else correct
+            )
+            await self.service.vote(guild_id, interaction.user.id, text, predicted, suggested)
+            answer = messages.VOTE_KEPT
+        await reply(interaction, answer, ephemeral=True)
 
     @app_commands.command(name="classes", description=messages.CLASSES_DESCRIPTION)
     @app_commands.guild_only()
@@ -279,8 +317,88 @@ class ZeroShotCog(commands.Cog):
         current = await self.service.set_threshold(guild_id, None if reset else value)
         await reply(interaction, messages.threshold_set(current), ephemeral=True)
 
+    @app_commands.command(name="addexample", description=messages.ADD_EXAMPLE_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(name=messages.ADD_EXAMPLE_NAME, text=messages.ADD_EXAMPLE_TEXT)
+    async def add_example(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME],
+        text: app_commands.Range[str, 1, MAX_TEXT],
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        definition = await self.service.add_example(guild_id, name, text)
+        answer = messages.example_added(
+            render.shown(definition.name, 200), len(definition.examples)
+        )
+        await reply(interaction, answer, ephemeral=True)
+
+    @app_commands.command(name="examples", description=messages.EXAMPLES_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(name=messages.EXAMPLES_NAME)
+    async def list_examples(
+        self, interaction: Interaction, name: app_commands.Range[str, 1, MAX_NAME]
+    ) -> None:
+        definition = next(
+            (
+                d
+                for d in self.service.classes(self._guild_id(interaction))
+                if d.key == zsl.ClassDefinition(name).key
+            ),
+            None,
+        )
+        if definition is None:
+            raise zsl.ClassNotFoundError(name)
+        await reply(interaction, embed=render.examples_embed(definition), ephemeral=True)
+
+    @app_commands.command(name="removeexample", description=messages.REMOVE_EXAMPLE_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(name=messages.REMOVE_EXAMPLE_NAME, number=messages.REMOVE_EXAMPLE_NUMBER)
+    async def remove_example(
+        self,
+        interaction: Interaction,
+        name: app_commands.Range[str, 1, MAX_NAME],
+        number: app_commands.Range[int, 1, 10_000],
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await self.service.remove_example(guild_id, name, number)
+        key = zsl.ClassDefinition(name).key
+        class_name = next((d.name for d in self.service.classes(guild_id) if d.key == key), name)
+        answer = messages.example_removed(
+            render.shown(class_name, 200), render.shown(" ".join(removed.split()), 300)
+        )
+        await reply(interaction, answer, ephemeral=True)
+
+    @app_commands.command(name="votes", description=messages.VOTES_DESCRIPTION)
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    @app_commands.describe(dismiss=messages.VOTES_DISMISS)
+    async def list_votes(
+        self, interaction: Interaction, dismiss: app_commands.Range[int, 1] | None = None
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        if dismiss is not None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await self.service.dismiss_vote(guild_id, dismiss)
+            await reply(interaction, messages.vote_dismissed(dismiss), ephemeral=True)
+            return
+        votes = await self.service.votes(guild_id)
+        await reply(interaction, embed=render.votes_embed(votes), ephemeral=True)
+
     @edit_class.autocomplete("name")
     @remove_class.autocomplete("name")
+    @add_example.autocomplete("name")
+    @list_examples.autocomplete("name")
+    @remove_example.autocomplete("name")
     async def class_name_autocomplete(
         self, interaction: Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
@@ -297,11 +415,66 @@ class ZeroShotCog(commands.Cog):
         return [app_commands.Choice(name=n, value=n) for n in names[:AUTOCOMPLETE_CHOICES]]
 
 
+class FeedbackView(discord.ui.View):
+    """ "Right" and "Wrong, it is ..." under a result, for as long as the setting says."""
+
+    def __init__(
+        self,
+        cog: ZeroShotCog,
+        guild_id: int,
+        text: str,
+        result: zsl.Classification,
+        class_names: list[str],
+        minutes: float,
+    ) -> None:
+        super().__init__(timeout=minutes * 60)
+        self.cog, self.guild_id, self.text = cog, guild_id, text
+        self.predicted = result.top.name
+        if not result.abstained:
+            right: discord.ui.Button[FeedbackView] = discord.ui.Button(
+                label=messages.FEEDBACK_RIGHT, style=discord.ButtonStyle.success
+            )
+            right.callback = self._right  # type: ignore[method-assign]  # discord.py's idiom
+            self.add_item(right)
+        # The ranked classes first, then the rest; a select holds at most 25 options.
+        ranked = [p.name for p in result.predictions]
+        others = [n for n in ranked if n != self.predicted or result.abstained]
+        others += [n for n in class_names if n not in ranked]
+        options = [
+            discord.SelectOption(label=render.clip(name, CHOICE_LENGTH), value=name[:CHOICE_LENGTH])
+            for name in others[:AUTOCOMPLETE_CHOICES]
+        ]
+        if options:
+            self.choice: discord.ui.Select[FeedbackView] = discord.ui.Select(
+                placeholder=messages.FEEDBACK_WHICH
+                if result.abstained
+                else messages.FEEDBACK_WRONG,
+                options=options,
+            )
+            self.choice.callback = self._wrong  # type: ignore[method-assign]
+            self.add_item(self.choice)
+
+    async def _right(self, interaction: Interaction) -> None:
+        await self.cog.feedback(
+            interaction, self.guild_id, self.text, self.predicted, self.predicted
+        )
+
+    async def _wrong(self, interaction: Interaction) -> None:
+        chosen = self.choice.values[0]
+        await self.cog.feedback(interaction, self.guild_id, self.text, self.predicted, chosen)
+
+    async def on_error(
+        self, interaction: Interaction, error: Exception, item: discord.ui.Item[Any], /
+    ) -> None:
+        await self.cog.handle_error(interaction, error)
+
+
 async def reply(
     interaction: Interaction,
     content: str | None = None,
     *,
     embed: discord.Embed | None = None,
+    view: discord.ui.View | None = None,
     ephemeral: bool,
 ) -> None:
     """Answer an interaction, or follow up if it was deferred; never pings anyone."""
@@ -310,6 +483,8 @@ async def reply(
         kwargs["content"] = content
     if embed is not None:
         kwargs["embed"] = embed
+    if view is not None:
+        kwargs["view"] = view
     if interaction.response.is_done():
         await interaction.followup.send(**kwargs)
     else:

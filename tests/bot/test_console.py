@@ -43,6 +43,11 @@ class TestParse:
             "classify", {"text": "a goal: the match", "top": "2"}
         )
 
+    def test_add_example_takes_a_name_then_the_text(self) -> None:
+        assert parse("/addexample sports what a goal") == Command(
+            "addexample", {"name": "sports", "text": "what a goal"}
+        )
+
     def test_remove_takes_the_whole_rest_as_the_name(self) -> None:
         assert parse("/removeclass video games") == Command("removeclass", {"name": "video games"})
 
@@ -118,3 +123,24 @@ def test_piped_commands_are_answered_as_text_and_kept(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert [line.split()[0] for line in second.stdout.splitlines()[2:-1]] == ["sports", "songs"]
     assert "Traceback" not in first.stderr + second.stderr
+
+
+def test_examples_are_taught_listed_and_forgotten(tmp_path: Path) -> None:
+    result = run_console(
+        "/addclass sports football match goal\n"
+        "/addexample sports the referee showed a red card\n"
+        "/examples sports\n"
+        "/removeexample sports 2\n"
+        "/removeexample sports 1\n"
+        "/examples sports\n"
+        "/quit\n",
+        tmp_path,
+    )
+
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert out[3] == messages.example_added("sports", 1)
+    assert out[4] == "  1. the referee showed a red card"
+    assert "has no example number 2" in out[5]
+    assert out[6] == messages.example_removed("sports", "the referee showed a red card")
+    assert out[7] == messages.NO_EXAMPLES

@@ -87,6 +87,8 @@ class Exchange:
     callback_query: Mapping[str, str] = field(default_factory=dict)
     followups: list[Json] = field(default_factory=list)
     followup_at: float | None = None
+    message_id: str | None = None
+    """The id of the message the first callback created (components hang under it)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -298,7 +300,7 @@ class FakeDiscord:
             message = self._message(
                 data if kind == CHANNEL_MESSAGE else {"flags": data.get("flags")}
             )
-            interaction["response_message_id"] = message["id"]
+            interaction["response_message_id"] = exchange.message_id = message["id"]
             interaction["response_message_loading"] = kind == DEFERRED_CHANNEL_MESSAGE
             interaction["response_message_ephemeral"] = bool(
                 int(data.get("flags") or 0) & EPHEMERAL
@@ -332,7 +334,7 @@ class FakeDiscord:
             "timestamp": _now(),
             "edited_timestamp": None,
             "flags": int(data.get("flags") or 0),
-            "components": [],
+            "components": data.get("components") or [],
             "webhook_id": str(APPLICATION_ID),
             "application_id": str(APPLICATION_ID),
         }
@@ -418,9 +420,6 @@ class FakeDiscord:
         makes it a message context menu invocation.
         """
         command, scope = self.synced(name, guild_id)
-        interaction_id = self.next_id()
-        token = f"interaction-token-{interaction_id}"
-        channel_id = self.next_id()
         data: Json = {"id": command["id"], "name": name, "type": command.get("type", 1)}
         if scope is not None:
             data["guild_id"] = str(scope)
@@ -429,11 +428,56 @@ class FakeDiscord:
             data["resolved"] = {"messages": {target_message["id"]: target_message}}
         else:
             data["options"] = self._options(command, options or {}, focused)
+        return await self._send(
+            4 if focused else 2, data, guild_id=guild_id, user_id=user_id, admin=admin
+        )
+
+    async def press(
+        self,
+        exchange: Exchange,
+        component_type: int,
+        *,
+        guild_id: int,
+        user_id: int,
+        admin: bool = False,
+        values: list[str] | None = None,
+    ) -> Exchange:
+        """Click a button (2) or pick from a select menu (3) under the bot's reply."""
+        assert exchange.message_id is not None, "the reply created no message"
+        components = exchange.message.get("components") or []
+        matching = [
+            c
+            for row in components
+            for c in row.get("components", [])
+            if c["type"] == component_type
+        ]
+        assert matching, f"no component of type {component_type} under {exchange.message}"
+        data: Json = {"custom_id": matching[0]["custom_id"], "component_type": component_type}
+        if values is not None:
+            data["values"] = values
+        message = self._message(exchange.message) | {"id": exchange.message_id}
+        return await self._send(
+            3, data, guild_id=guild_id, user_id=user_id, admin=admin, message=message
+        )
+
+    async def _send(
+        self,
+        kind: int,
+        data: Json,
+        *,
+        guild_id: int | None,
+        user_id: int,
+        admin: bool,
+        message: Json | None = None,
+    ) -> Exchange:
+        interaction_id = self.next_id()
+        token = f"interaction-token-{interaction_id}"
+        channel_id = self.next_id()
         user = user_payload(user_id, f"user{user_id}")
         payload: Json = {
             "id": str(interaction_id),
             "application_id": str(APPLICATION_ID),
-            "type": 4 if focused else 2,
+            "type": kind,
             "token": token,
             "version": 1,
             "attachment_size_limit": 8 * 1024 * 1024,
@@ -442,6 +486,8 @@ class FakeDiscord:
             "app_permissions": str(ADMIN_PERMISSIONS),
             "data": data,
         }
+        if message is not None:
+            payload["message"] = message
         if guild_id is not None:
             payload |= {
                 "guild_id": str(guild_id),
@@ -485,7 +531,7 @@ class FakeDiscord:
         while not exchange.is_final():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no answer to /{name} within {ANSWER_SECONDS} s: {exchange}")
+                raise AssertionError(f"no answer within {ANSWER_SECONDS} s: {data} {exchange}")
             exchange.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(exchange.changed.wait(), remaining)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -92,6 +93,10 @@ class TestLoginAndSync:
             "removeclass",
             "classes",
             "threshold",
+            "addexample",
+            "examples",
+            "removeexample",
+            "votes",
         }
 
     async def test_synced_commands_obey_discord_limits(
@@ -125,7 +130,8 @@ class TestLoginAndSync:
         permissions = {c["name"]: c["default_member_permissions"] for c in fake.commands[None]}
 
         manage_guild = str(1 << 5)
-        for name in ("addclass", "editclass", "removeclass", "threshold"):
+        admin = ("addclass", "editclass", "removeclass", "threshold", "addexample", "examples")
+        for name in (*admin, "removeexample", "votes"):
             assert str(permissions[name]) == manage_guild, name
         assert permissions["classify"] is None
         assert permissions["Classify message"] is None
@@ -393,3 +399,100 @@ class TestAdminFlow:
         assert "at least 80% sure" in shown.text
         assert "at least 50% sure" in reset.text
         assert "Manage Server" in refused.text
+
+
+BUTTON, SELECT = 2, 3
+FEEDBACK_GUILD = 2100000000000000003
+
+
+class TestFeedback:
+    async def _classified(self, fake: FakeDiscord, text: str) -> Any:
+        return await fake.interact(
+            "classify", {"text": text}, guild_id=FEEDBACK_GUILD, user_id=new_user()
+        )
+
+    async def test_result_carries_right_and_wrong_controls(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        await add_class(fake, FEEDBACK_GUILD, "sports", "football match team goal league")
+        await add_class(fake, FEEDBACK_GUILD, "music", "song album band concert guitar")
+
+        result = await self._classified(fake, "the band played their new song")
+
+        rows = result.message["components"]
+        kinds = [c["type"] for row in rows for c in row["components"]]
+        assert kinds == [BUTTON, SELECT]
+        select = rows[1]["components"][0]
+        assert [o["value"] for o in select["options"]] == ["sports"]  # the other classes
+
+    async def test_an_admins_verdict_teaches_the_class(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        text = "the striker scored a late goal to win the football match"
+        result = await self._classified(fake, text)
+
+        right = await fake.press(result, BUTTON, guild_id=FEEDBACK_GUILD, user_id=ADMIN, admin=True)
+        listed = await fake.interact(
+            "examples", {"name": "sports"}, guild_id=FEEDBACK_GUILD, user_id=ADMIN, admin=True
+        )
+
+        assert right.ephemeral
+        assert 'Thanks! "sports" learned from this text' in right.text
+        assert text in listed.text
+
+    async def test_a_members_correction_is_kept_as_a_vote_for_admins(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        member = new_user()
+        result = await self._classified(fake, "what a night at the stadium")
+
+        voted = await fake.press(
+            result, SELECT, guild_id=FEEDBACK_GUILD, user_id=member, values=["music"]
+        )
+        review = await fake.interact(
+            "votes", {}, guild_id=FEEDBACK_GUILD, user_id=ADMIN, admin=True
+        )
+        refused = await fake.interact("votes", {}, guild_id=FEEDBACK_GUILD, user_id=member)
+        examples = await fake.interact(
+            "examples", {"name": "music"}, guild_id=FEEDBACK_GUILD, user_id=ADMIN, admin=True
+        )
+
+        assert "Your feedback is kept" in voted.text
+        assert f"<@{member}>" in review.text
+        assert "sports \u2192 music" in review.text
+        assert review.message["allowed_mentions"] == NO_PINGS
+        assert "Manage Server" in refused.text
+        assert "stadium" not in examples.text  # a member's vote teaches nothing by itself
+
+    async def test_examples_can_be_added_listed_and_removed_by_admins(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        added = await fake.interact(
+            "addexample",
+            {"name": "music", "text": "the drummer missed a beat"},
+            guild_id=FEEDBACK_GUILD,
+            user_id=ADMIN,
+            admin=True,
+        )
+        refused = await fake.interact(
+            "addexample",
+            {"name": "music", "text": "sneaky"},
+            guild_id=FEEDBACK_GUILD,
+            user_id=new_user(),
+        )
+        removed = await fake.interact(
+            "removeexample",
+            {"name": "music", "number": 1},
+            guild_id=FEEDBACK_GUILD,
+            user_id=ADMIN,
+            admin=True,
+        )
+        listed = await fake.interact(
+            "examples", {"name": "music"}, guild_id=FEEDBACK_GUILD, user_id=ADMIN, admin=True
+        )
+
+        assert "learned from this text" in added.text
+        assert "Manage Server" in refused.text
+        assert "forgot the example: the drummer missed a beat" in removed.text
+        assert "drummer" not in listed.text
+        assert "no examples yet" in listed.text
