@@ -48,6 +48,19 @@ async def _scratch_service(vectors: WordVectors, limits: Limits) -> AsyncIterato
             yield service
 
 
+def _read_text(path: Path, what: str, hint: str = "Check the path.") -> str:
+    """The UTF-8 text of ``path``. Raises ZslError with a plain reason."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZslError(
+            f"Cannot read {what} {path}: it is not UTF-8 text. Save it as UTF-8."
+        ) from exc
+    except OSError as exc:
+        reason = (exc.strerror or "it cannot be opened").lower()
+        raise ZslError(f"Cannot read {what} {path} ({reason}). {hint}") from exc
+
+
 # -- zsl classify -------------------------------------------------------------------------------
 
 
@@ -58,15 +71,17 @@ def read_class_file(path: Path) -> list[tuple[str, str]]:
     Raises:
         ZslError: the file is missing or malformed.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZslError(f"Cannot read the class file {path}: {exc}.") from exc
+    text = _read_text(path, "the class file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ZslError(f"The class file {path} is not valid JSON (line {exc.lineno}).") from exc
+        except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+            raise ZslError(
+                f"The class file {path} is JSON that zsl cannot read (nested too deeply or a "
+                "number too long). Keep it to names and descriptions."
+            ) from exc
         if isinstance(data, dict):
             pairs = list(data.items())
         elif isinstance(data, list) and all(isinstance(i, dict) and "name" in i for i in data):
@@ -158,35 +173,31 @@ def read_dataset(folder: Path, names_only: bool) -> DataSet:
     Raises:
         ZslError: a file is missing or malformed.
     """
-    try:
-        labels = [
-            line.strip()
-            for line in (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        rows = []
-        for number, line in enumerate(
-            (folder / "test.tsv").read_text(encoding="utf-8").splitlines(), start=1
-        ):
-            if not line.strip():
-                continue
-            gold, tab, text = line.partition("\t")
-            if not tab:
-                raise ZslError(
-                    f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
-                )
-            rows.append((gold, text))
-        descriptions: dict[str, str] = {}
-        described = folder / "descriptions.tsv"
-        if not names_only and described.exists():
-            for line in described.read_text(encoding="utf-8").splitlines():
-                label, _, description = line.partition("\t")
-                if label.strip():
-                    descriptions[label.strip()] = description.strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZslError(
-            f"Cannot read the data set in {folder}: {exc}. It needs test.tsv and labels.txt."
-        ) from exc
+    hint = "A data set folder needs test.tsv and labels.txt."
+    labels = [
+        line.strip()
+        for line in _read_text(folder / "labels.txt", "the label list", hint).splitlines()
+        if line.strip()
+    ]
+    rows = []
+    for number, line in enumerate(
+        _read_text(folder / "test.tsv", "the test set", hint).splitlines(), start=1
+    ):
+        if not line.strip():
+            continue
+        gold, tab, text = line.partition("\t")
+        if not tab:
+            raise ZslError(
+                f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
+            )
+        rows.append((gold, text))
+    descriptions: dict[str, str] = {}
+    described = folder / "descriptions.tsv"
+    if not names_only and described.exists():
+        for line in _read_text(described, "the descriptions", hint).splitlines():
+            label, _, description = line.partition("\t")
+            if label.strip():
+                descriptions[label.strip()] = description.strip()
     if not labels:
         raise ZslError(f"{folder / 'labels.txt'} lists no labels.")
     return DataSet(labels, descriptions, rows)
