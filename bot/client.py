@@ -98,4 +98,11 @@ class ZeroShotBot(commands.AutoShardedBot):
         return True
 
     async def on_ready(self) -> None:
-        log.info("ready as %s in %d guilds", self.user, len(self.guilds))
+        # With SHARD_IDS several processes split the shards; say which ones this one runs.
+        log.info(
+            "ready as %s in %d guilds (shards %s of %s)",
+            self.user,
+            len(self.guilds),
+            ",".join(map(str, sorted(self.shards))) or "-",
+            self.shard_count,
+        )
