@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zsl import bench
 from zsl.classes import Limits
 from zsl.errors import UnknownWordsError, ZslError
 from zsl.naive import NaiveClassifier
@@ -48,6 +48,19 @@ async def _scratch_service(vectors: WordVectors, limits: Limits) -> AsyncIterato
             yield service
 
 
+def _read_text(path: Path, what: str, hint: str = "Check the path.") -> str:
+    """The UTF-8 text of ``path``. Raises ZslError with a plain reason."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZslError(
+            f"Cannot read {what} {path}: it is not UTF-8 text. Save it as UTF-8."
+        ) from exc
+    except OSError as exc:
+        reason = (exc.strerror or "it cannot be opened").lower()
+        raise ZslError(f"Cannot read {what} {path} ({reason}). {hint}") from exc
+
+
 # -- zsl classify -------------------------------------------------------------------------------
 
 
@@ -58,15 +71,17 @@ def read_class_file(path: Path) -> list[tuple[str, str]]:
     Raises:
         ZslError: the file is missing or malformed.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZslError(f"Cannot read the class file {path}: {exc}.") from exc
+    text = _read_text(path, "the class file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ZslError(f"The class file {path} is not valid JSON (line {exc.lineno}).") from exc
+        except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+            raise ZslError(
+                f"The class file {path} is JSON that zsl cannot read (nested too deeply or a "
+                "number too long). Keep it to names and descriptions."
+            ) from exc
         if isinstance(data, dict):
             pairs = list(data.items())
         elif isinstance(data, list) and all(isinstance(i, dict) and "name" in i for i in data):
@@ -158,35 +173,31 @@ def read_dataset(folder: Path, names_only: bool) -> DataSet:
     Raises:
         ZslError: a file is missing or malformed.
     """
-    try:
-        labels = [
-            line.strip()
-            for line in (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        rows = []
-        for number, line in enumerate(
-            (folder / "test.tsv").read_text(encoding="utf-8").splitlines(), start=1
-        ):
-            if not line.strip():
-                continue
-            gold, tab, text = line.partition("\t")
-            if not tab:
-                raise ZslError(
-                    f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
-                )
-            rows.append((gold, text))
-        descriptions: dict[str, str] = {}
-        described = folder / "descriptions.tsv"
-        if not names_only and described.exists():
-            for line in described.read_text(encoding="utf-8").splitlines():
-                label, _, description = line.partition("\t")
-                if label.strip():
-                    descriptions[label.strip()] = description.strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZslError(
-            f"Cannot read the data set in {folder}: {exc}. It needs test.tsv and labels.txt."
-        ) from exc
+    hint = "A data set folder needs test.tsv and labels.txt."
+    labels = [
+        line.strip()
+        for line in _read_text(folder / "labels.txt", "the label list", hint).splitlines()
+        if line.strip()
+    ]
+    rows = []
+    for number, line in enumerate(
+        _read_text(folder / "test.tsv", "the test set", hint).splitlines(), start=1
+    ):
+        if not line.strip():
+            continue
+        gold, tab, text = line.partition("\t")
+        if not tab:
+            raise ZslError(
+                f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
+            )
+        rows.append((gold, text))
+    descriptions: dict[str, str] = {}
+    described = folder / "descriptions.tsv"
+    if not names_only and described.exists():
+        for line in _read_text(described, "the descriptions", hint).splitlines():
+            label, _, description = line.partition("\t")
+            if label.strip():
+                descriptions[label.strip()] = description.strip()
     if not labels:
         raise ZslError(f"{folder / 'labels.txt'} lists no labels.")
     return DataSet(labels, descriptions, rows)
@@ -280,73 +291,6 @@ async def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- zsl bench ----------------------------------------------------------------------------------
-
-_CHAT = (
-    "did anyone watch the game last night, that last minute goal was unreal",
-    "my laptop keeps crashing whenever I open the browser, any ideas?",
-    "the new album drops friday and the first single is already stuck in my head",
-    "who is up for pizza tonight? I found a great place downtown",
-    "the election results are in and the turnout was higher than expected",
-    "just finished my workout, legs are dead but feeling great",
-    "anyone know a good book about the history of ancient rome",
-    "the stock market dropped again today, my portfolio is a mess",
-    "I can't believe how cold it is outside, snow all week apparently",
-    "new patch nerfed my favourite character, the ranked grind is pain now",
-)
-
-
-def _bench_classes(vectors: WordVectors, count: int) -> list[tuple[str, str]]:
-    # Class definitions made of ordinary, distinct words from the model's frequent range.
-    words = [w for w in list(vectors.key_to_index)[500:60_000] if w.isalpha() and len(w) > 3]
-    step = max(1, len(words) // (count * 4))
-    picked = words[::step][: count * 4]
-    return [(picked[4 * i], " ".join(picked[4 * i + 1 : 4 * i + 4])) for i in range(count)]
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def _bench(args: argparse.Namespace) -> int:
-    vectors = load_vectors(args.model)
-    rows = []
-    for count in args.classes:
-        definitions = _bench_classes(vectors, count)
-        async with _scratch_service(vectors, _UNLIMITED) as service:
-            for name, description in _progress(
-                iterable=definitions, desc=f"{count} classes", unit="class", leave=False
-            ):
-                await service.add_class(_GUILD, name, description)
-            ours = []
-            for i in range(args.repeat):
-                text = _CHAT[i % len(_CHAT)]
-                started = time.perf_counter()
-                await service.classify(_GUILD, text)
-                ours.append(time.perf_counter() - started)
-        naive = NaiveClassifier(vectors, [f"{n} {d}" for n, d in definitions])
-        theirs = []
-        for i in range(args.repeat):
-            text = _CHAT[i % len(_CHAT)]
-            started = time.perf_counter()
-            naive.predict(text)
-            theirs.append(time.perf_counter() - started)
-        rows.append((count, ours, theirs))
-    print("one chat-length text, milliseconds (median / p99); service = through ZeroShotService")
-    print(
-        f"{'classes':>8}  {'service median':>14}  {'service p99':>11}  "
-        f"{'naive median':>12}  {'naive p99':>9}  {'service/naive':>13}"
-    )
-    for count, ours, theirs in rows:
-        om, tm = statistics.median(ours), statistics.median(theirs)
-        print(
-            f"{count:>8}  {om * 1e3:>14.3f}  {_percentile(ours, 0.99) * 1e3:>11.3f}  "
-            f"{tm * 1e3:>12.3f}  {_percentile(theirs, 0.99) * 1e3:>9.3f}  {om / tm:>12.1f}x"
-        )
-    return 0
-
-
 # -- zsl convert / train ------------------------------------------------------------------------
 
 
@@ -430,9 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naive", action="store_true", help="also score naive averaging")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = sub.add_parser("bench", help="latency of one text beside the naive method")
-    p.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
-    p.add_argument("--repeat", type=int, default=500, help="texts timed per size")
+    p = sub.add_parser("bench", help="the performance benchmark: latency, throughput, memory")
+    bench.add_arguments(p)
 
     p = sub.add_parser("convert", help="any vector file -> the native memory-mapped format")
     p.add_argument(
@@ -470,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "classify": lambda: asyncio.run(_classify(args)),
         "eval": lambda: asyncio.run(_eval(args)),
-        "bench": lambda: asyncio.run(_bench(args)),
+        "bench": lambda: asyncio.run(bench.run(args)),
         "convert": lambda: _convert(args),
         "train": lambda: _train(args),
         "distill": lambda: _distill(args),
