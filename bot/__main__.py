@@ -48,6 +48,17 @@ def configure_logging(level: str) -> None:
     )
     # discord.py logs every gateway event at DEBUG; keep our own DEBUG readable.
     logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # gensim narrates every load at INFO; what matters (loaded, or one sentence why not) is ours.
+    if level != "DEBUG":
+        logging.getLogger("gensim").setLevel(logging.WARNING)
+    # While PostgreSQL is down asyncpg retries its pool every few seconds, each time with a
+    # full traceback; the store already logs every refused call, so one line each is enough.
+    logging.getLogger("asyncpg.pool").addFilter(_without_traceback)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
 
 
 def point_discord_at(settings: Settings) -> None:
