@@ -122,18 +122,18 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         # description is the admin's own expansion and is used as it is.
         encoded = encoder.expand(encoded, encoder.config.expansion_words)
     related, unknown = encoded.words[own_words:], encoded.unknown_words
+    vector, word_vectors, weights = encoded.vector, encoded.word_vectors, encoded.weights
     examples = [
         e for e in (_encode_example(encoder, t) for t in definition.examples) if e is not None
     ]
     if examples:
-        # Each confirmed example weighs as much as the definition itself: one correction
-        # moves the class half-way towards it, and the definition never vanishes.
-        own = float(encoded.weights.sum())
-        encoded = encoder.merge([encoded, *examples], [own] * (1 + len(examples)))
+        vector, word_vectors, weights = _learn(
+            examples, vector, word_vectors, weights, described=bool(definition.description)
+        )
     background = encoder.background
-    word_weights = encoded.weights / encoded.weights.sum()
-    vector_scores = background.vectors @ encoded.vector
-    word_scores = background.best_matches(encoded.word_vectors) @ word_weights
+    word_weights = weights / weights.sum()
+    vector_scores = background.vectors @ vector
+    word_scores = background.best_matches(word_vectors) @ word_weights
     vector_calibration = Calibration.of(vector_scores)
     words_calibration = Calibration.of(word_scores)
     combined = (
@@ -142,14 +142,55 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
     )
     return ClassVector(
         definition=definition,
-        vector=encoded.vector,
-        word_vectors=encoded.word_vectors,
+        vector=vector,
+        word_vectors=word_vectors,
         word_weights=word_weights,
         vector_calibration=vector_calibration,
         words_calibration=words_calibration,
         combined_std=float(max(combined.std(), 1e-6)),
         unknown_words=tuple(dict.fromkeys(unknown)),
         related_words=related,
+    )
+
+
+EXAMPLE_WORDS = 10
+"""How many of its examples' most telling words a class also listens for."""
+
+
+def _learn(
+    examples: list[Encoded],
+    vector: npt.NDArray[np.float32],
+    word_vectors: Matrix,
+    weights: npt.NDArray[np.float32],
+    *,
+    described: bool,
+) -> tuple[npt.NDArray[np.float32], Matrix, npt.NDArray[np.float32]]:
+    """Move a class towards its examples (texts an admin confirmed as belonging to it).
+
+    The definition counts as one example (two when it has a description: the name and the
+    description), so k examples take the share k / (k + n) of the class, Rocchio-style. The
+    examples' most telling words (frequency weight times occurrences) join the class's words
+    with the same share of the weight.
+    """
+    share = len(examples) / (len(examples) + (2 if described else 1))
+    centre = np.mean([e.vector for e in examples], axis=0)
+    moved = (1 - share) * vector + share * centre / np.linalg.norm(centre)
+    strength: dict[str, float] = {}
+    rows: dict[str, npt.NDArray[np.float32]] = {}
+    for example in examples:
+        for word, row, weight in zip(
+            example.words, example.word_vectors, example.weights.tolist(), strict=True
+        ):
+            key = word.lower()
+            strength[key] = strength.get(key, 0.0) + weight
+            rows.setdefault(key, row)
+    telling = sorted(strength, key=lambda w: -strength[w])[:EXAMPLE_WORDS]
+    added = np.array([strength[w] for w in telling], dtype=np.float32)
+    added *= share * float(weights.sum()) / float(added.sum())
+    return (
+        np.asarray(moved / np.linalg.norm(moved), dtype=np.float32),
+        np.vstack([word_vectors, *(rows[w][None, :] for w in telling)]).astype(np.float32),
+        np.concatenate([weights, added]).astype(np.float32),
     )
 
 

@@ -139,19 +139,6 @@ class Encoder:
         word_vectors = _normalise_rows(self._transform_rows(raw))
         return Encoded(vector, words, word_vectors, weights, unknown, raw)
 
-    def merge(self, bags: list[Encoded], totals: list[float]) -> Encoded:
-        """One bag of words from several, each rescaled to weigh ``totals[i]`` in all."""
-        scaled = [
-            bag.weights * np.float32(total / bag.weights.sum())
-            for bag, total in zip(bags, totals, strict=True)
-        ]
-        return self._bag(
-            tuple(w for bag in bags for w in bag.words),
-            np.vstack([bag.raw for bag in bags]).astype(np.float32),
-            np.concatenate(scaled).astype(np.float32),
-            tuple(w for bag in bags for w in bag.unknown_words),
-        )
-
     def expand(self, encoded: Encoded, count: int) -> Encoded:
         """Add the ``count`` frequent words nearest to ``encoded`` to its bag of words.
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+import zsl
 from tests.e2e.conftest import BotProcess
 from tests.e2e.fakediscord import (
     APPLICATION_ID,
@@ -397,7 +398,7 @@ class TestAdminFlow:
 
         assert "at least 80% sure" in changed.text
         assert "at least 80% sure" in shown.text
-        assert "at least 50% sure" in reset.text
+        assert f"at least {zsl.DEFAULT_THRESHOLD:.0%} sure" in reset.text
         assert "Manage Server" in refused.text
 
 

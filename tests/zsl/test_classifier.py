@@ -49,7 +49,7 @@ def test_confidence_follows_the_score(setup: tuple[Encoder, ClassSet]) -> None:
     assert scores == sorted(scores, reverse=True)
     assert confidences == sorted(confidences, reverse=True)
     assert all(0.0 <= c <= 1.0 for c in confidences)
-    assert confidences[0] > 0.5 > confidences[-1]
+    assert confidences[0] > result.threshold > confidences[-1]
 
 
 def test_abstains_when_no_class_fits(setup: tuple[Encoder, ClassSet]) -> None:

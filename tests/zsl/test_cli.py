@@ -192,3 +192,22 @@ def test_convert_of_a_missing_file(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_eval_with_examples_teaches_and_leaves_them_out(glove: WordVectors, dataset: Path) -> None:
+    result = _zsl("eval", str(dataset), "--names-only", "--examples", "1", "--seed", "3", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["texts"] == 3  # one text of each of the two labels taught
+
+
+def test_examples_are_drawn_per_class_reproducibly(dataset: Path) -> None:
+    from zsl.cli import pick_examples, read_dataset
+
+    data = read_dataset(dataset, names_only=True)
+
+    first, again = pick_examples(data, 2, seed=7), pick_examples(data, 2, seed=7)
+
+    assert first == again
+    assert sorted(first.values()) == ["music", "music", "sports", "sports"]
+    assert all(data.rows[row][0] == label for row, label in first.items())
