@@ -122,7 +122,7 @@ def nasty_text(draw: st.DrawFn, max_pieces: int = 12) -> str:
 AWKWARD_UNITS = (*PIECES, "a", "a'", "a-", "<@", "<:a:", "```a", "`a", "http://", "</a", "x" * 50)
 
 
-def huge_text(max_repeat: int = 3_000) -> st.SearchStrategy[str]:
+def huge_text(max_repeat: int = 1_000) -> st.SearchStrategy[str]:
     """Long repetitions of one awkward piece (backtracking and size trouble).
 
     Megabyte inputs are tried too, but as a few fixed cases (test_fuzz.py): each costs a
