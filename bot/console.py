@@ -197,12 +197,10 @@ class Console:
         new_name, description = options.get("new_name"), options.get("description")
         if new_name is None and description is None:
             return messages.EDIT_NOTHING
-        old = self.service.classes(self.guild_id)
-        key = zsl.ClassDefinition(name).key
+        old_name = self.service.get_class(self.guild_id, name).name
         definition = await self.service.edit_class(
             self.guild_id, name, new_name=new_name, description=description
         )
-        old_name = next((d.name for d in old if d.key == key), definition.name)
         return messages.class_edited(old_name, definition.name, definition.description)
 
     async def _remove(self, options: dict[str, str]) -> str:
@@ -226,11 +224,7 @@ class Console:
 
     async def _examples(self, options: dict[str, str]) -> str:
         (name,) = self._require(options, "examples", "name")
-        key = zsl.ClassDefinition(name).key
-        found = [d for d in self.service.classes(self.guild_id) if d.key == key]
-        if not found:
-            raise zsl.ClassNotFoundError(name)
-        examples = found[0].examples
+        examples = self.service.get_class(self.guild_id, name).examples
         if not examples:
             return messages.NO_EXAMPLES
         return "\n".join(f"  {i}. {text}" for i, text in enumerate(examples, start=1))

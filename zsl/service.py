@@ -107,6 +107,10 @@ class ZeroShotService:
         """The guild's classes in creation order."""
         return self._snapshot(guild_id).definitions
 
+    def get_class(self, guild_id: int, name: str) -> ClassDefinition:
+        """The class called ``name`` (ignoring case and spacing). Raises ClassNotFoundError."""
+        return self._snapshot(guild_id).get(name)
+
     def threshold(self, guild_id: int) -> float:
         """The guild's abstain threshold (its own setting or the default)."""
         own = self._snapshot(guild_id).threshold

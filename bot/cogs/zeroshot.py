@@ -197,11 +197,8 @@ class ZeroShotCog(commands.Cog):
                 render.shown(definition.name, 200), len(definition.examples)
             )
         else:
-            suggested = (
-                None
-                if zsl.ClassDefinition(correct).key == zsl.ClassDefinition(predicted).key
-                else correct
-            )
+            # The options carry the class names as they are, so equal means "it was right".
+            suggested = None if correct == predicted else correct
             await self.service.vote(guild_id, interaction.user.id, text, predicted, suggested)
             answer = messages.VOTE_KEPT
         await reply(interaction, answer, ephemeral=True)
@@ -263,13 +260,11 @@ class ZeroShotCog(commands.Cog):
         guild_id = self._guild_id(interaction)
         if new_name is None and description is None:
             raise RefusalError(messages.EDIT_NOTHING)
+        old_name = self.service.get_class(guild_id, name).name
         await interaction.response.defer(ephemeral=True, thinking=True)
-        old = self.service.classes(guild_id)
         definition = await self.service.edit_class(
             guild_id, name, new_name=new_name, description=description
         )
-        key = zsl.ClassDefinition(name).key
-        old_name = next((d.name for d in old if d.key == key), definition.name)
         text = messages.class_edited(
             render.shown(old_name, 200),
             render.shown(definition.name, 200),
@@ -344,16 +339,7 @@ class ZeroShotCog(commands.Cog):
     async def list_examples(
         self, interaction: Interaction, name: app_commands.Range[str, 1, MAX_NAME]
     ) -> None:
-        definition = next(
-            (
-                d
-                for d in self.service.classes(self._guild_id(interaction))
-                if d.key == zsl.ClassDefinition(name).key
-            ),
-            None,
-        )
-        if definition is None:
-            raise zsl.ClassNotFoundError(name)
+        definition = self.service.get_class(self._guild_id(interaction), name)
         await reply(interaction, embed=render.examples_embed(definition), ephemeral=True)
 
     @app_commands.command(name="removeexample", description=messages.REMOVE_EXAMPLE_DESCRIPTION)
@@ -368,10 +354,9 @@ class ZeroShotCog(commands.Cog):
         number: app_commands.Range[int, 1, 10_000],
     ) -> None:
         guild_id = self._guild_id(interaction)
+        class_name = self.service.get_class(guild_id, name).name
         await interaction.response.defer(ephemeral=True, thinking=True)
         removed = await self.service.remove_example(guild_id, name, number)
-        key = zsl.ClassDefinition(name).key
-        class_name = next((d.name for d in self.service.classes(guild_id) if d.key == key), name)
         answer = messages.example_removed(
             render.shown(class_name, 200), render.shown(" ".join(removed.split()), 300)
         )
