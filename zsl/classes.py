@@ -61,6 +61,10 @@ def validate_class(name: str, description: str, limits: Limits) -> ClassDefiniti
     description = " ".join(description.split())
     if not name:
         raise InvalidClassError("A class needs a name. Give it one, e.g. 'sports'.")
+    if not name_key(name):  # only private-use or unassigned characters: nothing to tell apart
+        raise InvalidClassError(
+            "A class name needs at least one visible letter, digit or symbol. Pick another name."
+        )
     if len(name) > limits.name_length:
         raise InvalidClassError(
             f"A class name can have at most {limits.name_length} characters; this one has "

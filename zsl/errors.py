@@ -108,6 +108,6 @@ class ExampleLimitError(ZslError):
     def __init__(self, name: str, limit: int) -> None:
         self.limit = limit
         super().__init__(
-            f"The class '{name}' already has {limit} examples, the maximum. Remove one with "
-            "/removeexample first."
+            f"The class '{_shown(name, _SHOWN_NAME)}' already has {limit} examples, the maximum. "
+            "Remove one with /removeexample first."
         )

@@ -443,11 +443,6 @@ class TestService:
         assert small.registry(guild) == ((), DEFAULT_THRESHOLD)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="zsl/classes.py validate_class accepts names made only of private-use or unassigned "
-    "characters, whose name_key is empty (the store now refuses them, see test below)",
-)
 @pytest.mark.parametrize("name", ["\ue000", "\u0378", "\U000f0000 \ue001"])
 def test_validation_refuses_a_name_without_a_visible_character(name: str) -> None:
     with pytest.raises(InvalidClassError):
