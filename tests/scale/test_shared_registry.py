@@ -155,3 +155,34 @@ def test_after_the_server_drops_every_connection_both_recover_and_reload(
     assert "reloading everything" in second.log()
     assert first.stop() == 0
     assert second.stop() == 0
+
+
+def test_a_process_is_told_of_the_others_writes_but_not_of_its_own(pg_url: str) -> None:
+    from zsl.store import ClassDefinition, open_store
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        writer, reader = await open_store(pg_url), await open_store(pg_url)
+        heard: dict[str, list[int]] = {"writer": [], "reader": []}
+        told = asyncio.Event()
+        for label, store in (("writer", writer), ("reader", reader)):
+
+            async def on_change(guild_id: int, label: str = label) -> None:
+                heard[label].append(guild_id)
+                told.set()
+
+            async def on_reconnect() -> None:
+                pass
+
+            await store.subscribe(on_change, on_reconnect)
+        await asyncio.sleep(0.5)  # both listeners connected
+        await writer.insert_class(GUILD, ClassDefinition("sports", "football goal"), 100)
+        await asyncio.wait_for(told.wait(), 15)
+        await asyncio.sleep(0.3)  # time for a (wrong) notification of the writer to arrive
+        await writer.close()
+        await reader.close()
+        return heard["writer"], heard["reader"]
+
+    own, others = asyncio.run(scenario())
+
+    assert others == [GUILD]
+    assert own == [], "a process reloaded a guild after its own write"

@@ -112,6 +112,7 @@ class PostgresStore:
         self._timeout = command_timeout
         self._listener: Any = None
         self._closed = False
+        self._own_pids: set[int] = set()
 
     @classmethod
     async def open(cls, dsn: str, *, command_timeout: float = 5.0) -> PostgresStore:
@@ -172,6 +173,8 @@ class PostgresStore:
             raise StoreError("The class registry is closed. Restart the bot.")
         try:
             async with self._pool.acquire(timeout=self._timeout) as db, db.transaction():
+                # Our own writes' notifications need no reload: see _listen.
+                self._own_pids.add(db.get_server_pid())
                 return await fn(db)
         except _connection_errors() as exc:
             log.warning("postgres %s failed: %r", verb, exc)
@@ -395,7 +398,11 @@ class PostgresStore:
 
         pending: set[asyncio.Future[None]] = set()
 
-        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        def notified(_conn: object, pid: int, _channel: str, payload: str) -> None:
+            if pid in self._own_pids:
+                # This process wrote it and already swapped its snapshot; reloading would
+                # re-embed the whole guild under its lock on every write.
+                return
             try:
                 guild_id = int(payload)
             except ValueError:
@@ -403,35 +410,44 @@ class PostgresStore:
                 return
             task = asyncio.ensure_future(on_change(guild_id))
             pending.add(task)
-            task.add_done_callback(pending.discard)
+            task.add_done_callback(finished)
+
+        def finished(task: asyncio.Future[None]) -> None:
+            pending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("reloading a changed guild failed (%r)", task.exception())
 
         delay, first = 0.2, True
-        while not self._closed:
-            try:
-                connection = await asyncpg.connect(self._dsn, timeout=self._timeout)
-            except (*_connection_errors(), asyncpg.PostgresError) as exc:
-                log.warning("cannot listen for changes (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            connection.add_termination_listener(_resolver(lost))
-            try:
-                await connection.add_listener(CHANNEL, notified)
-                if not first:
-                    log.info("listening again after a lost connection; reloading everything")
-                    await on_reconnect()
-                first, delay = False, 0.2
-                while not lost.done() and not self._closed:
-                    # A dead socket is not always noticed until we use it: probe now and then.
-                    await asyncio.wait({lost}, timeout=1.0)
-                    if not lost.done():
-                        await connection.fetchval("SELECT 1", timeout=self._timeout)
-            except (*_connection_errors(), asyncpg.PostgresError, StoreError) as exc:
-                log.warning("lost the change listener (%r); reconnecting", exc)
-            finally:
-                if not connection.is_closed():
-                    connection.terminate()
+        try:
+            while not self._closed:
+                try:
+                    connection = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                except (*_connection_errors(), asyncpg.PostgresError) as exc:
+                    log.warning("cannot listen for changes (%r); retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                connection.add_termination_listener(_resolver(lost))
+                try:
+                    await connection.add_listener(CHANNEL, notified)
+                    if not first:
+                        log.info("listening again after a lost connection; reloading everything")
+                        await on_reconnect()
+                    first, delay = False, 0.2
+                    while not lost.done() and not self._closed:
+                        # A dead socket is not always noticed until we use it: probe now and then.
+                        await asyncio.wait({lost}, timeout=1.0)
+                        if not lost.done():
+                            await connection.fetchval("SELECT 1", timeout=self._timeout)
+                except (*_connection_errors(), asyncpg.PostgresError, StoreError) as exc:
+                    log.warning("lost the change listener (%r); reconnecting", exc)
+                finally:
+                    if not connection.is_closed():
+                        connection.terminate()
+        finally:
+            for task in pending:  # closing: reloads still running would find the store closed
+                task.cancel()
 
     async def integrity_check(self) -> list[str]:
         async def check(db: Any) -> list[str]:
