@@ -16,6 +16,7 @@ The same pseudo-documents later calibrate class scores (see ``zsl.classes``).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -168,7 +169,9 @@ class Encoder:
         """Candidate neighbours: the frequent alphabetic words, as unit transformed vectors."""
         size = min(self.config.expansion_vocabulary, len(self.vectors))
         words = [""] * size
-        for word, index in self.vectors.key_to_index.items():
+        # Vocabularies iterate in row order, so the first `size` words are the frequent ones.
+        for word in itertools.islice(self.vectors.key_to_index, size):
+            index = self.vectors.key_to_index[word]
             if index < size:
                 words[index] = word
         keep = [i for i, w in enumerate(words) if w.isalpha()]
@@ -262,8 +265,11 @@ def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:
 def _principal_components(matrix: npt.NDArray[np.floating], count: int) -> Matrix:
     if count <= 0:
         return np.zeros((0, matrix.shape[1]), dtype=np.float32)
-    _, _, vt = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
-    return np.asarray(vt[:count], dtype=np.float32)
+    # The eigenvectors of the small d x d scatter matrix are the principal directions; this
+    # is far cheaper than an SVD of the documents, and does not fight other threads for BLAS.
+    values = matrix.astype(np.float64)
+    _, vectors = np.linalg.eigh(values.T @ values)
+    return np.asarray(vectors[:, ::-1][:, :count].T, dtype=np.float32)
 
 
 def _normalise(vector: Vector) -> Vector:
