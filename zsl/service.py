@@ -83,9 +83,10 @@ class ZeroShotService:
         store = await open_store(url)
         service = cls(encoder, store, limits=limits, scoring=scoring)
         try:
-            await service.reload()
             # Other processes sharing the registry announce their writes; reload what changed.
+            # Listen first, then load, so no write falls in between.
             await store.subscribe(service.reload, service.reload)
+            await service.reload()
         except BaseException:
             await store.close()
             raise

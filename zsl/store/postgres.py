@@ -383,15 +383,30 @@ class PostgresStore:
         on_change: Callable[[int], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
-        if self._listener is None:
-            self._listener = asyncio.create_task(
-                self._listen(on_change, on_reconnect), name="zsl-postgres-listen"
-            )
+        """Start listening, and return once notifications are heard (or after the timeout).
+
+        The caller loads the registry after this returns, so no write falls between the load
+        and the first LISTEN. If listening is not up in time, the listener reloads everything
+        once it is.
+        """
+        if self._listener is not None:
+            return
+        listening = asyncio.Event()
+        self._listener = asyncio.create_task(
+            self._listen(on_change, on_reconnect, listening), name="zsl-postgres-listen"
+        )
+        try:
+            await asyncio.wait_for(listening.wait(), self._timeout)
+        except TimeoutError:
+            log.warning("not listening for changes yet; will reload everything once it is")
+            # Setting it now tells the listener that the caller has loaded without it.
+            listening.set()
 
     async def _listen(
         self,
         on_change: Callable[[int], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
+        listening: asyncio.Event,
     ) -> None:
         """Keep one LISTEN connection alive; after every reconnect, ask for a full reload."""
         import asyncpg
@@ -431,9 +446,12 @@ class PostgresStore:
                 connection.add_termination_listener(_resolver(lost))
                 try:
                     await connection.add_listener(CHANNEL, notified)
-                    if not first:
-                        log.info("listening again after a lost connection; reloading everything")
+                    if not first or listening.is_set():
+                        # A lost connection, or a first LISTEN after the caller stopped waiting
+                        # and loaded the registry: changes may have been missed meanwhile.
+                        log.info("listening (again); reloading everything")
                         await on_reconnect()
+                    listening.set()
                     first, delay = False, 0.2
                     while not lost.done() and not self._closed:
                         # A dead socket is not always noticed until we use it: probe now and then.
