@@ -439,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocabulary", type=int, default=100_000, help="words (default 100000)")
     p.add_argument("--dim", type=int, default=256, help="dimensions after PCA (default 256)")
     p.add_argument("--base", default="glove-6b-50d", help="model whose vocabulary to take")
-    p.add_argument("--template", default="{}", help="text around each word (default '{}')")
+    p.add_argument(
+        "--template", default="this is about {}.", help="text around each word ({} = the word)"
+    )
     p.add_argument("--batch-size", type=int, default=256, help="words per transformer batch")
     p.add_argument("--cache", metavar="DIR", help="keep word encodings here for later runs")
     return parser

@@ -59,7 +59,7 @@ class FakeEncoder:
         self.seen.extend(texts)
         rows = []
         for text in texts:
-            word = text.split()[-1]
+            word = text.split()[-1].rstrip(".")  # the word closes every template
             seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
             row = 0.2 * np.random.default_rng(seed).standard_normal(DIM)
             axis = next((i for i, ws in enumerate(TOPICS.values()) if word in ws), 3)
@@ -240,15 +240,15 @@ class TestDistill:
         monkeypatch.setattr(zsl.distill, "BLOCK", 4)
         words = [f"w{i}" for i in range(10)]
         first = FakeEncoder()
-        small = encode_words(words[:8], first, encoder_id="fake", cache_dir=tmp_path)
+        small = encode_words(words[:8], first, encoder_id="fake", template="{}", cache_dir=tmp_path)
         second = FakeEncoder()
 
-        large = encode_words(words, second, encoder_id="fake", cache_dir=tmp_path)
+        large = encode_words(words, second, encoder_id="fake", template="{}", cache_dir=tmp_path)
 
         assert second.seen == ["w8", "w9"]  # the two full blocks came from the cache
         np.testing.assert_array_equal(large[:8], small)
         other = FakeEncoder()
-        encode_words(words[:4], other, encoder_id="another", cache_dir=tmp_path)
+        encode_words(words[:4], other, encoder_id="another", template="{}", cache_dir=tmp_path)
         assert other.seen == words[:4]  # another encoder never reads this one's cache
 
 
