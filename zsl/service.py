@@ -61,6 +61,7 @@ class ZeroShotService:
         self.limits = limits or Limits()
         self.scoring = scoring or ScoringConfig()
         self._snapshots: dict[int, ClassSet] = {}
+        self._generations: dict[int, int] = {}  # bumped by every swap of a guild's snapshot
         self._locks: dict[int, asyncio.Lock] = {}
 
     @classmethod
@@ -119,7 +120,7 @@ class ZeroShotService:
 
     def guild_ids(self) -> tuple[int, ...]:
         """Guilds that have classes or settings."""
-        return tuple(self._snapshots)
+        return tuple(g for g, s in self._snapshots.items() if len(s) or s.threshold is not None)
 
     async def classify(self, guild_id: int, text: str, top_k: int = 3) -> Classification:
         """Rank the guild's classes for ``text``.
@@ -150,7 +151,7 @@ class ZeroShotService:
             current.check_can_add(definition, self.limits)
             updated = await self._run(_add, self.encoder, current, definition)
             await self.store.insert_class(guild_id, definition, self.limits.classes_per_guild)
-            self._snapshots[guild_id] = updated
+            self._swap(guild_id, updated)
         log.info("guild %d: added class %r", guild_id, definition.name)
         return definition
 
@@ -184,7 +185,7 @@ class ZeroShotService:
                 raise DuplicateClassError(definition.name)
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self.store.replace_class(guild_id, old.name, definition)
-            self._snapshots[guild_id] = updated
+            self._swap(guild_id, updated)
         log.info("guild %d: edited class %r -> %r", guild_id, old.name, definition.name)
         return definition
 
@@ -199,7 +200,7 @@ class ZeroShotService:
             removed = current.get(name)
             updated = current.removed(name)
             await self.store.delete_class(guild_id, removed.name)
-            self._snapshots[guild_id] = updated
+            self._swap(guild_id, updated)
         log.info("guild %d: removed class %r", guild_id, removed.name)
         return removed
 
@@ -223,7 +224,7 @@ class ZeroShotService:
             definition = replace(old, examples=(*old.examples, text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class)
-            self._snapshots[guild_id] = updated
+            self._swap(guild_id, updated)
         log.info("guild %d: class %r learned an example", guild_id, old.name)
         return definition
 
@@ -245,7 +246,7 @@ class ZeroShotService:
             definition = replace(old, examples=tuple(e for e in old.examples if e != text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self.store.remove_example(guild_id, old.name, text)
-            self._snapshots[guild_id] = updated
+            self._swap(guild_id, updated)
         return text
 
     async def vote(
@@ -289,21 +290,31 @@ class ZeroShotService:
         async with self._lock(guild_id):
             current = self._snapshot(guild_id)
             await self.store.set_threshold(guild_id, threshold)
-            self._snapshots[guild_id] = current.with_threshold(threshold)
+            self._swap(guild_id, current.with_threshold(threshold))
         return self.threshold(guild_id)
 
     async def reload(self, guild_id: int | None = None) -> None:
         """Re-read one guild (or all) from the store, e.g. after another process changed it."""
         if guild_id is None:
+            # Not under the guild locks: a guild written or reloaded meanwhile already holds
+            # something newer than what this read saw, so it is left as it is.
+            seen = dict(self._generations)
             records = await self.store.load_all()
             built = await self._run(_build_all, self.encoder, records)
-            self._snapshots = built
+            for changed in (built.keys() | self._snapshots.keys()) - {
+                g for g in self._generations if self._generations[g] != seen.get(g)
+            }:
+                self._swap(changed, built.get(changed, ClassSet.EMPTY))
             return
         async with self._lock(guild_id):
             record = await self.store.load_guild(guild_id)
-            self._snapshots[guild_id] = await self._run(_build, self.encoder, guild_id, record)
+            self._swap(guild_id, await self._run(_build, self.encoder, guild_id, record))
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _swap(self, guild_id: int, snapshot: ClassSet) -> None:
+        self._snapshots[guild_id] = snapshot
+        self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
 
     def _snapshot(self, guild_id: int) -> ClassSet:
         return self._snapshots.get(guild_id, ClassSet.EMPTY)

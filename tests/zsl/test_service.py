@@ -367,3 +367,30 @@ class TestLearningFromExamples:
 
         assert [(v.user_id, v.suggested) for v in votes] == [(43, None), (42, "music")]
         assert [v.user_id for v in left] == [42]
+
+
+async def test_a_full_reload_never_undoes_a_newer_write(
+    glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a lost PostgreSQL connection the service reloads everything without the guild
+    # locks; a write that lands while that read is in flight must survive it.
+    async with await _service(glove, db_url) as service:
+        read_before_the_write = asyncio.Event()
+        write_done = asyncio.Event()
+        load_all = service.store.load_all
+
+        async def slow_load_all() -> Any:
+            stale = await load_all()
+            read_before_the_write.set()
+            await write_done.wait()
+            return stale
+
+        monkeypatch.setattr(service.store, "load_all", slow_load_all)
+        reloading = asyncio.create_task(service.reload())
+        await read_before_the_write.wait()
+        await service.add_class(1, "weather", "rain snow sunny forecast")
+        write_done.set()
+        await reloading
+        names = [d.name for d in service.classes(1)]
+
+    assert names == [n for n, _ in TOPICS] + ["weather"]
