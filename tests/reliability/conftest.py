@@ -11,12 +11,10 @@ Profiles (chosen with ``HYPOTHESIS_PROFILE``; ``.ci/run`` exports ``ci``):
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 
-import pytest_asyncio
 from hypothesis import HealthCheck, settings
 
-from tests.e2e.fakediscord import FakeDiscord
+from tests.e2e.conftest import fake  # noqa: F401  # the e2e suite's fake Discord, per module
 
 _COMMON = {
     # Behaviour, not timings: a slow example on a busy machine is not a failure. Hangs are
@@ -35,12 +33,3 @@ settings.load_profile(PROFILE)
 def examples(count: int) -> int:
     """``count`` examples, or ten times as many under the ``thorough`` profile."""
     return count * 10 if PROFILE == "thorough" else count
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fake() -> AsyncIterator[FakeDiscord]:
-    """A fake Discord for this module (the same as the e2e suite's)."""
-    server = FakeDiscord()
-    await server.start()
-    yield server
-    await server.stop()

@@ -6,73 +6,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import _free_port, find_bin
+from tests.support.postgres import Cluster
 
 
-class Cluster:
-    """A throwaway PostgreSQL cluster of its own (the shared test server must stay up)."""
-
-    def __init__(self) -> None:
-        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
-        if not initdb or not pg_ctl:
-            if os.environ.get("ZSL_REQUIRE_POSTGRES"):
-                pytest.fail("PostgreSQL is required here: initdb and pg_ctl are not installed")
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-        self._pg_ctl = pg_ctl
-        self.folder = Path(tempfile.mkdtemp(prefix="zsl-pg-outage-"))
-        self._as_user: list[str] = []
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            self._as_user = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(self.folder, "postgres")
-        self.data, self.port = self.folder / "data", _free_port()
-        subprocess.run(
-            [
-                *self._as_user,
-                initdb,
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self._as_user, self._pg_ctl, "-D", str(self.data), *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
-        self._ctl("-o", options, "-l", str(self.folder / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        """Stop now: open connections are cut, as when a database server goes down."""
-        self._ctl("-m", "immediate", "-w", "stop")
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+def own_cluster() -> Cluster:
+    """A cluster of the test's own (the shared test server must stay up); not started yet."""
+    try:
+        return Cluster()
+    except FileNotFoundError as exc:
+        if os.environ.get("ZSL_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(str(exc))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from tests.e2e.conftest import BotProcess
 from tests.e2e.fakediscord import DEFERRED_CHANNEL_MESSAGE, FakeDiscord
-from tests.reliability.outages import Cluster, fill_disk, read_only, small_disk
+from tests.reliability.outages import Cluster, fill_disk, own_cluster, read_only, small_disk
 from tests.reliability.support import assert_plain
 from zsl import (
     ClassDefinition,
@@ -136,7 +136,7 @@ async def test_full_disk(encoder: Encoder, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A PostgreSQL cluster of this module's own, so stopping it stops nobody else's tests."""
-    server = Cluster()
+    server = own_cluster()
     server.start()
     try:
         yield server

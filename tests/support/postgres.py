@@ -27,64 +27,74 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def temporary_cluster() -> Iterator[str]:
-    """Start a cluster in a temporary folder and yield its URL; stop and delete it afterwards.
+class Cluster:
+    """A throwaway PostgreSQL cluster in a temporary folder, on 127.0.0.1, that can be stopped
+    and started again (the outage tests cut a server of their own).
 
     PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
+
+    Raises:
+        FileNotFoundError: the server binaries are not installed.
     """
-    initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_user: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="zsl-pg-"))
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", _free_port()
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        self._pg_ctl = pg_ctl
+        self.folder = Path(tempfile.mkdtemp(prefix="zsl-pg-"))
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.folder, "postgres")
+        self.data, self.port = self.folder / "data", _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        try:
+            subprocess.run(
+                [
+                    *self._as_user,
+                    initdb,
+                    *("-D", str(self.data), "-U", "postgres", "-A", "trust"),
+                    *("-E", "UTF8", "--no-sync"),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_user, self._pg_ctl, "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off -c max_connections=200"
+        )
+        self._ctl("-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop now: open connections are cut, as when a database server goes down."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_cluster() -> Iterator[str]:
+    """Start a cluster and yield its URL; stop and delete it afterwards."""
+    cluster = Cluster()
     try:
-        subprocess.run(
-            [
-                *as_user,
-                initdb,
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
-        subprocess.run(
-            [
-                *as_user,
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(folder / "log"),
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster.url
     finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.remove()
