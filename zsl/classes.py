@@ -214,35 +214,26 @@ class ClassSet:
 
     classes: tuple[ClassVector, ...] = ()
     threshold: float | None = None
+    names: tuple[str, ...] = field(init=False, repr=False)
     matrix: Matrix = field(init=False, repr=False)
     """One unit row per class."""
     words: Matrix = field(init=False, repr=False)
     """Every class's word vectors, class after class."""
-    word_weights: npt.NDArray[np.float32] = field(init=False, repr=False)
-    """Each word's share of its class (they sum to 1 per class)."""
     word_starts: npt.NDArray[np.intp] = field(init=False, repr=False)
     """Where each class's words begin in ``words``."""
-    calibration: Matrix = field(init=False, repr=False)
-    """Per class, on ordinary text: vector mean and std, words mean and std, combined std."""
+    vector_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
+    word_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
+    offset: npt.NDArray[np.float32] = field(init=False, repr=False)
+    """The calibration folded into three arrays, so that a text's score for class c is
+    ``cosine[c] * vector_scale[c] + sum(best_match[w] * word_scale[w] for w of c) - offset[c]``:
+    each channel z-scored against ordinary text, averaged, and standardised again."""
 
     EMPTY: ClassVar[ClassSet]
 
     def __post_init__(self) -> None:
         dim = self.classes[0].vector.shape[0] if self.classes else 0
-        arrays: dict[str, npt.NDArray[Any]] = {
-            "matrix": np.array([c.vector for c in self.classes], dtype=np.float32).reshape(
-                len(self.classes), dim
-            ),
-            "words": np.concatenate(
-                [c.word_vectors for c in self.classes] or [np.zeros((0, dim), np.float32)]
-            ).astype(np.float32),
-            "word_weights": np.concatenate(
-                [c.word_weights for c in self.classes] or [np.zeros(0, np.float32)]
-            ).astype(np.float32),
-            "word_starts": np.cumsum([0] + [len(c.word_weights) for c in self.classes[:-1]]).astype(
-                np.intp
-            )[: len(self.classes)],
-            "calibration": np.array(
+        vector_mean, vector_std, words_mean, words_std, combined_std = (
+            np.array(
                 [
                     (
                         c.vector_calibration.mean,
@@ -253,12 +244,34 @@ class ClassSet:
                     )
                     for c in self.classes
                 ],
-                dtype=np.float32,
-            ).reshape(len(self.classes), 5),
+                dtype=np.float64,
+            )
+            .reshape(len(self.classes), 5)
+            .T
+        )
+        lengths = [len(c.word_weights) for c in self.classes]
+        words_factor = 0.5 / (words_std * combined_std)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "matrix": np.array([c.vector for c in self.classes], dtype=np.float32).reshape(
+                len(self.classes), dim
+            ),
+            "words": np.concatenate(
+                [c.word_vectors for c in self.classes] or [np.zeros((0, dim), np.float32)]
+            ).astype(np.float32),
+            "word_starts": np.cumsum([0, *lengths[:-1]]).astype(np.intp)[: len(self.classes)],
+            "vector_scale": (0.5 / (vector_std * combined_std)).astype(np.float32),
+            "word_scale": (
+                np.concatenate([c.word_weights for c in self.classes] or [np.zeros(0, np.float32)])
+                * np.repeat(words_factor, lengths)
+            ).astype(np.float32),
+            "offset": (
+                0.5 * (vector_mean / vector_std + words_mean / words_std) / combined_std
+            ).astype(np.float32),
         }
         for name, array in arrays.items():
             array.setflags(write=False)
             object.__setattr__(self, name, array)
+        object.__setattr__(self, "names", tuple(c.definition.name for c in self.classes))
 
     def __len__(self) -> int:
         return len(self.classes)

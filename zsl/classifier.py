@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +13,7 @@ import numpy.typing as npt
 
 from zsl.classes import ClassSet
 from zsl.embedding import Encoded, Encoder
-from zsl.errors import NoClassesError
+from zsl.errors import NoClassesError, UnknownWordsError
 
 log = logging.getLogger(__name__)
 
@@ -76,63 +79,122 @@ def rank(
         NoClassesError: the class set is empty.
         UnknownWordsError: the text has no known word.
     """
+    result = rank_many(encoder, classes, [text], top_k, threshold, config)[0]
+    if isinstance(result, UnknownWordsError):
+        raise result
+    return result
+
+
+def rank_many(
+    encoder: Encoder,
+    classes: ClassSet,
+    texts: Sequence[str],
+    top_k: int = 3,
+    threshold: float | None = None,
+    config: ScoringConfig | None = None,
+) -> list[Classification | UnknownWordsError]:
+    """Classify several texts against the same classes; a text with no known word gets its error.
+
+    Raises:
+        NoClassesError: the class set is empty.
+    """
     if not len(classes):
         raise NoClassesError()
-    encoded = encoder.encode(text)
-    return rank_encoded(encoded, classes, top_k, threshold, config)
+    encoded = encoder.encode_many(texts)
+    known = [e for e in encoded if isinstance(e, Encoded)]
+    ranked = iter(rank_encoded(known, classes, top_k, threshold, config) if known else ())
+    return [e if isinstance(e, UnknownWordsError) else next(ranked) for e in encoded]
 
 
 def rank_encoded(
-    encoded: Encoded,
+    encoded: Sequence[Encoded],
     classes: ClassSet,
     top_k: int = 3,
     threshold: float | None = None,
     config: ScoringConfig | None = None,
-) -> Classification:
-    """Rank an already encoded text (used by evaluation to encode each text once)."""
+) -> list[Classification]:
+    """Rank already encoded texts (evaluation encodes each text once for several class sets)."""
     if not len(classes):
         raise NoClassesError()
     cfg = config or ScoringConfig()
     if threshold is None:
         threshold = classes.threshold if classes.threshold is not None else DEFAULT_THRESHOLD
-    z, similarity = calibrated_scores(encoded, classes)
-    confidence = 1.0 / (1.0 + np.exp(-cfg.steepness * (z.astype(np.float64) - cfg.midpoint)))
-    order = np.argsort(-z, kind="stable")[: max(1, top_k)]
-    predictions = tuple(
-        Prediction(
-            name=classes.classes[i].definition.name,
-            score=float(z[i]),
-            confidence=float(confidence[i]),
+    scores = calibrated_scores(encoded, classes)
+    top = _top(scores.z, max(1, top_k))
+    z = scores.z[np.arange(len(encoded))[:, None], top].tolist()
+    results = []
+    for i, text in enumerate(encoded):
+        predictions = tuple(
+            Prediction(
+                name=classes.names[c],
+                score=score,
+                confidence=1.0 / (1.0 + math.exp(-cfg.steepness * (score - cfg.midpoint))),
+            )
+            for c, score in zip(top[i].tolist(), z[i], strict=True)
         )
-        for i in order
-    )
-    return Classification(
-        predictions=predictions,
-        abstained=predictions[0].confidence < threshold,
-        threshold=threshold,
-        unknown_words=encoded.unknown_words,
-        evidence=_evidence(encoded, similarity, classes, int(order[0]), cfg.explain_words),
-    )
+        start = int(scores.starts[i])
+        results.append(
+            Classification(
+                predictions=predictions,
+                abstained=predictions[0].confidence < threshold,
+                threshold=threshold,
+                unknown_words=text.unknown_words,
+                evidence=_evidence(
+                    text,
+                    scores.similarity[start : start + len(text.words)],
+                    classes,
+                    int(top[i, 0]),
+                    cfg.explain_words,
+                ),
+            )
+        )
+    return results
 
 
-def calibrated_scores(
-    encoded: Encoded, classes: ClassSet
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Each class's score for the text, in standard deviations above ordinary text.
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Calibrated scores of several texts against one class set."""
+
+    z: npt.NDArray[np.float32]
+    """texts x classes: how far each match stands above ordinary text, in standard deviations."""
+    similarity: npt.NDArray[np.float32]
+    """All the texts' words (one text after another) x all the classes' words: cosines."""
+    starts: npt.NDArray[np.intp]
+    """Where each text's words begin in ``similarity``."""
+
+
+def calibrated_scores(encoded: Sequence[Encoded], classes: ClassSet) -> Scores:
+    """Each class's score for each text, in standard deviations above ordinary text.
 
     Two views are combined: the cosine of the averaged vectors (what the text is about) and
     word matching (for each class word, its best match among the text's words). Each is
     z-scored against the class's own scores on ordinary text, they are averaged, and the
     average is standardised again, so every class is judged on the same scale.
-
-    Returns the scores and the text-word x class-word similarities (for the evidence).
     """
-    cosines = classes.matrix @ encoded.vector
-    similarity = encoded.word_vectors @ classes.words.T
-    matched = np.add.reduceat(similarity.max(axis=0) * classes.word_weights, classes.word_starts)
-    cal = classes.calibration
-    combined = 0.5 * (cosines - cal[:, 0]) / cal[:, 1] + 0.5 * (matched - cal[:, 2]) / cal[:, 3]
-    return np.asarray(combined / cal[:, 4], dtype=np.float32), similarity
+    if len(encoded) == 1:  # the common case, without the cost of stacking
+        vectors, word_vectors = encoded[0].vector[None, :], encoded[0].word_vectors
+    else:
+        vectors = np.stack([e.vector for e in encoded])
+        word_vectors = np.concatenate([e.word_vectors for e in encoded])
+    starts = np.array([0, *itertools.accumulate(len(e.words) for e in encoded[:-1])], np.intp)
+    similarity = word_vectors @ classes.words.T
+    best = np.maximum.reduceat(similarity, starts, axis=0)  # texts x class words
+    z = (
+        (vectors @ classes.matrix.T) * classes.vector_scale
+        + np.add.reduceat(best * classes.word_scale, classes.word_starts, axis=1)
+        - classes.offset
+    )
+    return Scores(np.asarray(z, dtype=np.float32), similarity, starts)
+
+
+def _top(z: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Per row, the columns of the ``k`` highest scores, best first (ties: the earlier class)."""
+    if z.shape[1] <= 1000:
+        return np.argsort(-z, axis=1, kind="stable")[:, :k]
+    # Selecting before sorting keeps 10,000 classes cheap.
+    candidates = np.argpartition(-z, k - 1, axis=1)[:, :k]
+    rows = np.arange(len(z))[:, None]
+    return candidates[rows, np.lexsort((candidates, -z[rows, candidates]))]
 
 
 def _evidence(

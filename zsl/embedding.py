@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,8 +101,8 @@ class Encoder:
         probability = _word_probabilities(vectors)
         a = self.config.sif_a
         self._weights = (a / (a + probability)).astype(np.float32)
-        self._mean = np.zeros(vectors.dim, dtype=np.float32)
-        self._common = np.zeros((0, vectors.dim), dtype=np.float32)
+        self._projection = np.eye(vectors.dim, dtype=np.float32)
+        self._offset = np.zeros(vectors.dim, dtype=np.float32)
         self.background = self._fit_background(probability)
 
     @property
@@ -114,31 +115,76 @@ class Encoder:
         Raises:
             UnknownWordsError: no word of the text is in the model (``what`` names it).
         """
-        words: list[str] = []
-        rows: list[int] = []
-        subword: dict[int, Vector] = {}  # position -> vector built by fastText
-        unknown: list[str] = []
-        for token in tokenize(text):
-            self._lookup(token, words, rows, subword, unknown)
-        if not words:
-            raise UnknownWordsError(unknown, what=what)
-        index = np.asarray(rows, dtype=np.intp)
-        raw = np.asarray(self._matrix[index], dtype=np.float32)
-        weights = self._weights[index]
-        for position, row in subword.items():
-            raw[position] = row
-        return self._bag(tuple(words), raw, weights, tuple(unknown))
+        encoded = self.encode_many([text], what=what)[0]
+        if isinstance(encoded, UnknownWordsError):
+            raise encoded
+        return encoded
 
-    def _bag(
+    def encode_many(
+        self, texts: Sequence[str], *, what: str = "text"
+    ) -> list[Encoded | UnknownWordsError]:
+        """Encode several texts at once; a text with no known word gets its error instead.
+
+        One pass of array operations serves the whole batch, which is most of the saving:
+        per text, the cost left is looking its words up.
+        """
+        bags: list[tuple[tuple[str, ...], npt.NDArray[np.intp], tuple[str, ...]]] = []
+        results: list[Encoded | UnknownWordsError | None] = []
+        subwords: list[tuple[int, Vector]] = []  # (row in the batch, vector built by fastText)
+        offset = 0
+        for text in texts:
+            words: list[str] = []
+            rows: list[int] = []
+            subword: dict[int, Vector] = {}
+            unknown: list[str] = []
+            for token in tokenize(text):
+                self._lookup(token, words, rows, subword, unknown)
+            if not words:
+                results.append(UnknownWordsError(unknown, what=what))
+                continue
+            results.append(None)
+            bags.append((tuple(words), np.asarray(rows, dtype=np.intp), tuple(unknown)))
+            subwords.extend((offset + position, row) for position, row in subword.items())
+            offset += len(words)
+        if bags:
+            index = np.concatenate([rows for _, rows, _ in bags])
+            raw = np.asarray(self._matrix[index], dtype=np.float32)
+            for position, row in subwords:
+                raw[position] = row
+            encoded = iter(
+                self._bags(
+                    [(words, unknown) for words, _, unknown in bags], raw, self._weights[index]
+                )
+            )
+            results = [next(encoded) if r is None else r for r in results]
+        return [r for r in results if r is not None]
+
+    def _bags(
         self,
-        words: tuple[str, ...],
+        texts: Sequence[tuple[tuple[str, ...], tuple[str, ...]]],
         raw: Matrix,
         weights: npt.NDArray[np.float32],
-        unknown: tuple[str, ...],
-    ) -> Encoded:
-        vector = _normalise(self._transform(weights @ raw / weights.sum()))
+    ) -> list[Encoded]:
+        """Encoded texts from their words' raw vectors and weights, one text after another."""
+        lengths = [len(words) for words, _ in texts]
+        starts = np.cumsum([0, *lengths[:-1]], dtype=np.intp)
+        weighted = np.add.reduceat(raw * weights[:, None], starts, axis=0)
+        means = np.asarray(weighted / np.add.reduceat(weights, starts)[:, None], dtype=np.float32)
+        vectors = _normalise_rows(self._transform_rows(means))
         word_vectors = _normalise_rows(self._transform_rows(raw))
-        return Encoded(vector, words, word_vectors, weights, unknown, raw)
+        return [
+            Encoded(
+                vectors[i],
+                words,
+                word_vectors[start : start + length],
+                weights[start : start + length],
+                unknown,
+                raw[start : start + length],
+            )
+            for i, ((words, unknown), start, length) in enumerate(
+                zip(texts, starts.tolist(), lengths, strict=True)
+            )
+        ]
 
     def expand(self, encoded: Encoded, count: int) -> Encoded:
         """Add the ``count`` frequent words nearest to ``encoded`` to its bag of words.
@@ -157,12 +203,11 @@ class Encoder:
         strength = np.clip(similarity[chosen], 1e-6, None)
         added = (strength / strength.sum() * encoded.weights.sum()).astype(np.float32)
         rows = np.asarray([self.vectors.key_to_index[words[i]] for i in chosen], dtype=np.intp)
-        return self._bag(
-            encoded.words + tuple(words[i] for i in chosen),
+        return self._bags(
+            [(encoded.words + tuple(words[i] for i in chosen), encoded.unknown_words)],
             np.vstack([encoded.raw, self._matrix[rows]]).astype(np.float32),
             np.concatenate([encoded.weights, added]),
-            encoded.unknown_words,
-        )
+        )[0]
 
     @functools.cached_property
     def _neighbour_table(self) -> tuple[list[str], Matrix]:
@@ -217,15 +262,9 @@ class Encoder:
                 return
         unknown.append(token)
 
-    def _transform(self, vector: Vector) -> Vector:
-        row: Vector = self._transform_rows(vector[None, :])[0]
-        return row
-
     def _transform_rows(self, matrix: Matrix) -> Matrix:
-        centred = matrix - self._mean
-        if len(self._common):
-            centred = centred - (centred @ self._common.T) @ self._common
-        return np.asarray(centred, dtype=np.float32)
+        # (x - mean) minus its common components, as one affine map: x @ P - mean @ P.
+        return np.asarray(matrix @ self._projection - self._offset, dtype=np.float32)
 
     def _fit_background(self, probability: npt.NDArray[np.float64]) -> Background:
         """Draw pseudo-documents from the word frequencies; learn the mean and common direction."""
@@ -243,8 +282,10 @@ class Encoder:
         weights = self._weights[distinct][tokens]
         weighted = np.add.reduceat(raw[tokens] * weights[:, None], starts, axis=0)
         documents = weighted / np.add.reduceat(weights, starts)[:, None]
-        self._mean = documents.mean(axis=0).astype(np.float32)
-        self._common = _principal_components(documents - self._mean, cfg.common_components)
+        mean = documents.mean(axis=0)
+        common = _principal_components(documents - mean, cfg.common_components)
+        self._projection = (np.eye(self.dim) - common.T @ common).astype(np.float32)
+        self._offset = (mean @ self._projection).astype(np.float32)
         return Background(
             vectors=_normalise_rows(self._transform_rows(documents.astype(np.float32))),
             word_vectors=_normalise_rows(self._transform_rows(raw)),
@@ -272,12 +313,7 @@ def _principal_components(matrix: npt.NDArray[np.floating], count: int) -> Matri
     return np.asarray(vectors[:, ::-1][:, :count].T, dtype=np.float32)
 
 
-def _normalise(vector: Vector) -> Vector:
-    norm = float(np.linalg.norm(vector))
-    return np.asarray(vector / norm if norm > 0 else vector, dtype=np.float32)
-
-
 def _normalise_rows(matrix: Matrix) -> Matrix:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     norms[norms == 0] = 1.0
-    return np.asarray(matrix / norms, dtype=np.float32)
+    return np.asarray(matrix / norms[:, None], dtype=np.float32)

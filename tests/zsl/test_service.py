@@ -270,18 +270,125 @@ class TestConcurrency:
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         threads: list[threading.Thread] = []
-        real_rank = zsl.service.rank
+        real_rank_encoded = zsl.service.rank_encoded
 
         def spy(*args: Any) -> Any:
             threads.append(threading.current_thread())
-            return real_rank(*args)
+            return real_rank_encoded(*args)
 
-        monkeypatch.setattr(zsl.service, "rank", spy)
+        monkeypatch.setattr(zsl.service, "rank_encoded", spy)
         async with await _service(glove, db_url) as service:
             await service.classify(1, "goal")
 
         assert threads
         assert threading.main_thread() not in threads
+
+
+class TestBatching:
+    """Concurrent classify calls share worker-thread calls; each still gets its own answer."""
+
+    TEXTS = (
+        "What a goal in the last minute!",
+        "their new album is out and the tour starts in May",
+        "the minister resigned after the vote",
+        "preheat the oven and bake for 20 minutes",
+        "zorblaxx quuxify",  # no known word
+    )
+
+    async def _serve_many_guilds(self, glove: WordVectors, db_url: str) -> ZeroShotService:
+        service = await _service(glove, db_url)
+        for guild in (2, 3):
+            for name, description in reversed(TOPICS[guild - 2 :]):
+                await service.add_class(guild, name, description)
+        return service
+
+    @staticmethod
+    async def _answer(service: ZeroShotService, guild: int, text: str, top_k: int) -> Any:
+        try:
+            result = await service.classify(guild, text, top_k)
+        except ZslError as exc:
+            return type(exc), str(exc)
+        # A batch sums in another order than a single text: scores agree to float precision.
+        return (
+            tuple((p.name, round(p.score, 4), round(p.confidence, 4)) for p in result.predictions),
+            result.abstained,
+            result.evidence,
+            result.unknown_words,
+        )
+
+    async def test_concurrent_calls_get_what_each_would_get_alone(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls = [(1 + i % 3, self.TEXTS[i % len(self.TEXTS)], 1 + i % 4) for i in range(300)]
+        batches: list[int] = []
+        real_batch = zsl.service._classify_batch
+
+        def spy(encoder: Any, batch: list[Any], scoring: Any) -> Any:
+            batches.append(len(batch))
+            return real_batch(encoder, batch, scoring)
+
+        monkeypatch.setattr(zsl.service, "_classify_batch", spy)
+        async with await self._serve_many_guilds(glove, db_url) as service:
+            alone = [await self._answer(service, *call) for call in calls]
+            batches.clear()
+
+            together = await asyncio.gather(*(self._answer(service, *call) for call in calls))
+
+        assert together == alone
+        assert sum(batches) == len(calls)
+        assert len(batches) < len(calls) / 10
+        assert max(batches) <= zsl.service.CLASSIFY_BATCH
+        assert alone[4][0] is UnknownWordsError
+        assert "zorblaxx" in alone[4][1]
+        assert alone[0][0][0][0] == "sports"
+        assert len(alone[3][0]) == 4
+
+    async def test_a_text_that_breaks_the_ranking_fails_alone(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real_rank_encoded, real_rank = zsl.service.rank_encoded, zsl.service.rank
+
+        def rank_encoded(texts: Any, *args: Any) -> Any:
+            if any("poison" in text.words for text in texts):
+                raise RuntimeError("a bug")
+            return real_rank_encoded(texts, *args)
+
+        def rank(encoder: Any, classes: Any, text: str, *args: Any) -> Any:
+            if "poison" in text:
+                raise RuntimeError("a bug")
+            return real_rank(encoder, classes, text, *args)
+
+        monkeypatch.setattr(zsl.service, "rank_encoded", rank_encoded)
+        monkeypatch.setattr(zsl.service, "rank", rank)
+        async with await _service(glove, db_url) as service:
+            results = await asyncio.gather(
+                *(service.classify(1, t) for t in ["a late goal", "poison", "a new album"]),
+                return_exceptions=True,
+            )
+
+        assert [r.top.name for r in (results[0], results[2])] == ["sports", "music"]  # type: ignore[union-attr]
+        assert isinstance(results[1], RuntimeError)
+
+    async def test_a_caller_that_gives_up_does_not_disturb_the_others(
+        self, glove: WordVectors, db_url: str
+    ) -> None:
+        async with await _service(glove, db_url) as service:
+            calls = [asyncio.ensure_future(service.classify(1, "a late goal")) for _ in range(100)]
+            await asyncio.sleep(0)
+            for call in calls[::2]:
+                call.cancel()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+
+        assert all(isinstance(r, asyncio.CancelledError) for r in results[::2])
+        assert {r.top.name for r in results[1::2]} == {"sports"}  # type: ignore[union-attr]
+
+    async def test_an_empty_guild_is_refused_without_a_worker(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(zsl.service, "_classify_batch", None)
+        async with await ZeroShotService.open(glove, db_url) as service:
+            with pytest.raises(NoClassesError):
+                await service.classify(7, "a late goal")
 
 
 async def test_store_folder_is_created(glove: WordVectors, tmp_path: Path) -> None:
