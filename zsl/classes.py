@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -205,6 +206,12 @@ def _encode_example(encoder: Encoder, text: str) -> Encoded | None:
         return None  # refused when it was added; a later model may not know its words
 
 
+def find_class(definitions: Sequence[ClassDefinition], name: str) -> int | None:
+    """Position of the class called ``name`` (ignoring case and spacing), if any."""
+    key = name_key(name)
+    return next((i for i, d in enumerate(definitions) if d.key == key), None)
+
+
 @dataclass(frozen=True, eq=False)
 class ClassSet:
     """An immutable snapshot of one guild's classes, ready for scoring.
@@ -214,6 +221,9 @@ class ClassSet:
 
     classes: tuple[ClassVector, ...] = ()
     threshold: float | None = None
+    dormant: tuple[ClassDefinition, ...] = ()
+    """Stored classes with no word this model knows (after a model change): listed, kept,
+    editable and removable, but never a prediction."""
     names: tuple[str, ...] = field(init=False, repr=False)
     matrix: Matrix = field(init=False, repr=False)
     """One unit row per class."""
@@ -278,44 +288,55 @@ class ClassSet:
 
     @property
     def definitions(self) -> tuple[ClassDefinition, ...]:
-        return tuple(c.definition for c in self.classes)
+        """Every class: the usable ones, then the dormant ones."""
+        return tuple(c.definition for c in self.classes) + self.dormant
 
     def find(self, name: str) -> int | None:
         """Position of the class called ``name`` (ignoring case and spacing), if any."""
-        key = name_key(name)
-        return next((i for i, c in enumerate(self.classes) if c.definition.key == key), None)
+        return find_class(self.definitions, name)
 
     def get(self, name: str) -> ClassDefinition:
         """The definition of ``name``. Raises ClassNotFoundError."""
         index = self.find(name)
         if index is None:
             raise ClassNotFoundError(name)
-        return self.classes[index].definition
+        return self.definitions[index]
 
     def check_can_add(self, definition: ClassDefinition, limits: Limits) -> None:
         """Raises DuplicateClassError or ClassLimitError if ``definition`` cannot be added."""
         if self.find(definition.name) is not None:
             raise DuplicateClassError(definition.name)
-        if len(self.classes) >= limits.classes_per_guild:
+        if len(self.classes) + len(self.dormant) >= limits.classes_per_guild:
             raise ClassLimitError(limits.classes_per_guild)
 
     def added(self, cls: ClassVector) -> ClassSet:
-        return ClassSet((*self.classes, cls), self.threshold)
+        return ClassSet((*self.classes, cls), self.threshold, self.dormant)
 
     def replaced(self, old_name: str, cls: ClassVector) -> ClassSet:
+        """``cls`` in place of ``old_name`` (a dormant class that became usable joins the end)."""
         index = self.find(old_name)
         if index is None:
             raise ClassNotFoundError(old_name)
-        return ClassSet((*self.classes[:index], cls, *self.classes[index + 1 :]), self.threshold)
+        rest = self.removed(old_name)
+        position = min(index, len(rest.classes))
+        classes = (*rest.classes[:position], cls, *rest.classes[position:])
+        return ClassSet(classes, self.threshold, rest.dormant)
 
     def removed(self, name: str) -> ClassSet:
         index = self.find(name)
         if index is None:
             raise ClassNotFoundError(name)
-        return ClassSet(self.classes[:index] + self.classes[index + 1 :], self.threshold)
+        if index < len(self.classes):
+            return ClassSet(
+                self.classes[:index] + self.classes[index + 1 :], self.threshold, self.dormant
+            )
+        index -= len(self.classes)
+        return ClassSet(
+            self.classes, self.threshold, self.dormant[:index] + self.dormant[index + 1 :]
+        )
 
     def with_threshold(self, threshold: float | None) -> ClassSet:
-        return ClassSet(self.classes, threshold)
+        return ClassSet(self.classes, threshold, self.dormant)
 
 
 ClassSet.EMPTY = ClassSet()

@@ -19,10 +19,11 @@ from typing import ParamSpec, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_class
+from zsl.classes import ClassSet, ClassVector, Limits, embed_class, find_class, validate_class
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank, rank_encoded
 from zsl.embedding import Encoded, Encoder, EncoderConfig
 from zsl.errors import (
+    ClassNotFoundError,
     DuplicateClassError,
     ExampleLimitError,
     InvalidClassError,
@@ -76,6 +77,9 @@ class ZeroShotService:
         self.limits = limits or Limits()
         self.scoring = scoring or ScoringConfig()
         self._snapshots: dict[int, ClassSet] = {}
+        # Guilds loaded from the store but not used since: embedded on first use, so that a
+        # registry of many guilds opens in the time it takes to read it.
+        self._unbuilt: dict[int, GuildRecord] = {}
         self._generations: dict[int, int] = {}  # bumped by every swap of a guild's snapshot
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: list[_Request] = []
@@ -129,20 +133,28 @@ class ZeroShotService:
 
     def classes(self, guild_id: int) -> tuple[ClassDefinition, ...]:
         """The guild's classes in creation order."""
-        return self._snapshot(guild_id).definitions
+        return self._record(guild_id).classes
 
     def get_class(self, guild_id: int, name: str) -> ClassDefinition:
         """The class called ``name`` (ignoring case and spacing). Raises ClassNotFoundError."""
-        return self._snapshot(guild_id).get(name)
+        definitions = self.classes(guild_id)
+        index = find_class(definitions, name)
+        if index is None:
+            raise ClassNotFoundError(name)
+        return definitions[index]
 
     def threshold(self, guild_id: int) -> float:
         """The guild's abstain threshold (its own setting or the default)."""
-        own = self._snapshot(guild_id).threshold
+        own = self._record(guild_id).threshold
         return DEFAULT_THRESHOLD if own is None else own
 
     def guild_ids(self) -> tuple[int, ...]:
         """Guilds that have classes or settings."""
-        return tuple(g for g, s in self._snapshots.items() if len(s) or s.threshold is not None)
+        return tuple(
+            g
+            for g in self._snapshots.keys() | self._unbuilt.keys()
+            if (record := self._record(g)).classes or record.threshold is not None
+        )
 
     async def classify(self, guild_id: int, text: str, top_k: int = 3) -> Classification:
         """Rank the guild's classes for ``text``.
@@ -155,8 +167,11 @@ class ZeroShotService:
         self._check_text(text)
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidTextError(f"Ask for between 1 and {MAX_TOP_K} classes, not {top_k}.")
-        snapshot = self._snapshot(guild_id)  # one read, no lock: snapshots are immutable
-        if not len(snapshot):
+        snapshot = self._snapshots.get(guild_id)  # one read, no lock: snapshots are immutable
+        if snapshot is None and guild_id in self._unbuilt:  # its first use since loading
+            async with self._lock(guild_id):
+                snapshot = await self._current(guild_id)
+        if snapshot is None or not len(snapshot):
             raise NoClassesError()
         request = _Request(snapshot, text, top_k, asyncio.get_running_loop().create_future())
         self._waiting.append(request)
@@ -200,7 +215,7 @@ class ZeroShotService:
         """
         definition = validate_class(name, description, self.limits)
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             current.check_can_add(definition, self.limits)
             updated = await self._run(_add, self.encoder, current, definition)
             await self.store.insert_class(guild_id, definition, self.limits.classes_per_guild)
@@ -223,7 +238,7 @@ class ZeroShotService:
             StoreError: nothing was changed.
         """
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             old = current.get(name)
             definition = replace(
                 validate_class(
@@ -249,7 +264,7 @@ class ZeroShotService:
             ClassNotFoundError, StoreError: nothing was changed.
         """
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             removed = current.get(name)
             updated = current.removed(name)
             await self.store.delete_class(guild_id, removed.name)
@@ -268,7 +283,7 @@ class ZeroShotService:
         text = " ".join(text.split())
         await self._run(self.encoder.encode, text, what="example")  # refuse unknown words now
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             old = current.get(class_name)
             if text in old.examples:
                 return old
@@ -288,7 +303,7 @@ class ZeroShotService:
             ClassNotFoundError, InvalidClassError (no such example), StoreError.
         """
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             old = current.get(class_name)
             if not 1 <= number <= len(old.examples):
                 raise InvalidClassError(
@@ -312,7 +327,7 @@ class ZeroShotService:
             StoreError: nothing was kept.
         """
         if suggested is not None:
-            suggested = self._snapshot(guild_id).get(suggested).name
+            suggested = self.get_class(guild_id, suggested).name
         vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested)
         await self.store.add_vote(guild_id, vote, self.limits.votes_per_guild)
 
@@ -341,7 +356,7 @@ class ZeroShotService:
                 f"The threshold must be between 0 and 1 (the default is {DEFAULT_THRESHOLD})."
             )
         async with self._lock(guild_id):
-            current = self._snapshot(guild_id)
+            current = await self._current(guild_id)
             await self.store.set_threshold(guild_id, threshold)
             self._swap(guild_id, current.with_threshold(threshold))
         return self.threshold(guild_id)
@@ -353,11 +368,13 @@ class ZeroShotService:
             # something newer than what this read saw, so it is left as it is.
             seen = dict(self._generations)
             records = await self.store.load_all()
-            built = await self._run(_build_all, self.encoder, records)
-            for changed in (built.keys() | self._snapshots.keys()) - {
+            known = records.keys() | self._snapshots.keys() | self._unbuilt.keys()
+            for changed in known - {
                 g for g in self._generations if self._generations[g] != seen.get(g)
             }:
-                self._swap(changed, built.get(changed, ClassSet.EMPTY))
+                self._snapshots.pop(changed, None)
+                self._unbuilt[changed] = records.get(changed, GuildRecord())
+                self._generations[changed] = self._generations.get(changed, 0) + 1
             return
         async with self._lock(guild_id):
             record = await self.store.load_guild(guild_id)
@@ -366,10 +383,29 @@ class ZeroShotService:
     # -- helpers --------------------------------------------------------------------------------
 
     def _swap(self, guild_id: int, snapshot: ClassSet) -> None:
+        self._unbuilt.pop(guild_id, None)
         self._snapshots[guild_id] = snapshot
         self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
 
-    def _snapshot(self, guild_id: int) -> ClassSet:
+    def _record(self, guild_id: int) -> GuildRecord:
+        """What the guild holds, built or not: its definitions and settings."""
+        record = self._unbuilt.get(guild_id)
+        if record is not None:
+            return record
+        snapshot = self._snapshots.get(guild_id, ClassSet.EMPTY)
+        return GuildRecord(snapshot.definitions, snapshot.threshold)
+
+    async def _current(self, guild_id: int) -> ClassSet:
+        """The guild's snapshot, embedding it first if it was not used since loading.
+
+        The caller holds the guild's lock; only a full reload can change the guild meanwhile.
+        """
+        while (record := self._unbuilt.get(guild_id)) is not None:
+            built = await self._run(_build, self.encoder, guild_id, record)
+            if self._unbuilt.get(guild_id) is record:  # else a full reload replaced it: again
+                # Same content as the record: not a change, so the generation stays.
+                del self._unbuilt[guild_id]
+                self._snapshots[guild_id] = built
         return self._snapshots.get(guild_id, ClassSet.EMPTY)
 
     def _lock(self, guild_id: int) -> asyncio.Lock:
@@ -442,19 +478,17 @@ def _replace(
 
 def _build(encoder: Encoder, guild_id: int, record: GuildRecord) -> ClassSet:
     vectors: list[ClassVector] = []
+    dormant: list[ClassDefinition] = []
     for definition in record.classes:
         try:
             vectors.append(embed_class(encoder, definition))
         except UnknownWordsError:
-            # Possible after a model change. The class stays in the store, untouched, and
-            # comes back under a model that knows its words.
+            # Possible after a model change. The class stays, untouched, and comes back under
+            # a model that knows its words.
             log.warning(
-                "guild %d: class %r has no word known to this model; it is skipped",
+                "guild %d: class %r has no word known to this model; it is dormant",
                 guild_id,
                 definition.name,
             )
-    return ClassSet(tuple(vectors), record.threshold)
-
-
-def _build_all(encoder: Encoder, records: dict[int, GuildRecord]) -> dict[int, ClassSet]:
-    return {guild_id: _build(encoder, guild_id, record) for guild_id, record in records.items()}
+            dormant.append(definition)
+    return ClassSet(tuple(vectors), record.threshold, tuple(dormant))

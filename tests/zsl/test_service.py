@@ -102,14 +102,23 @@ class TestWithTheRealModel:
 
         # The tiny model knows sports/music/politics words but nothing about cooking.
         async with await ZeroShotService.open(make_vectors(TINY_WORDS), db_url) as other:
+            before_use = other.classes(1)
+            result = await other.classify(1, "football goal", top_k=5)
             under_tiny = other.classes(1)
-            result = await other.classify(1, "football goal")
         async with await ZeroShotService.open(glove, db_url) as back:
             under_glove = back.classes(1)
+            cooking = await back.classify(1, "preheat the oven and bake for 20 minutes")
+        async with await ZeroShotService.open(make_vectors(TINY_WORDS), db_url) as other:
+            await other.edit_class(1, "cooking", description="football")  # usable again
+            edited = await other.classify(1, "football goal", top_k=5)
 
-        assert [d.name for d in under_tiny] == ["sports", "music", "politics"]
-        assert result.top.name == "sports"
+        # Cooking is dormant under the tiny model: still listed, never predicted.
+        assert [d.name for d in before_use] == [n for n, _ in TOPICS]
+        assert sorted(d.name for d in under_tiny) == sorted(n for n, _ in TOPICS)
+        assert [p.name for p in result.predictions] == ["sports", "music", "politics"]
+        assert "cooking" in [p.name for p in edited.predictions]
         assert [d.name for d in under_glove] == [n for n, _ in TOPICS]
+        assert cooking.top.name == "cooking"
 
 
 class TestRefusalsChangeNothing:
@@ -501,3 +510,79 @@ async def test_a_full_reload_never_undoes_a_newer_write(
         names = [d.name for d in service.classes(1)]
 
     assert names == [n for n, _ in TOPICS] + ["weather"]
+
+
+class TestLazyBuilding:
+    """A registry opens in the time it takes to read it; each guild is embedded on first use."""
+
+    @staticmethod
+    def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        built: list[int] = []
+        real_build = zsl.service._build
+
+        def spy(encoder: Any, guild_id: int, record: Any) -> Any:
+            built.append(guild_id)
+            return real_build(encoder, guild_id, record)
+
+        monkeypatch.setattr(zsl.service, "_build", spy)
+        return built
+
+    async def test_opening_embeds_nothing_and_first_use_embeds_that_guild_once(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async with await ZeroShotService.open(glove, db_url) as service:
+            for guild in (1, 2, 3):
+                for name, description in TOPICS:
+                    await service.add_class(guild, name, description)
+            await service.set_threshold(3, 0.25)
+        built = self._count_builds(monkeypatch)
+
+        async with await ZeroShotService.open(glove, db_url) as service:
+            after_open = list(built)
+            listed = service.classes(2)
+            found = service.get_class(2, "MUSIC")
+            threshold = service.threshold(3)
+            guilds = sorted(service.guild_ids())
+            after_reads = list(built)
+            results = await asyncio.gather(
+                *(service.classify(2, "What a goal in the last minute!") for _ in range(20))
+            )
+            await service.classify(2, "a new album")
+            after_classify = list(built)
+            await service.add_class(3, "weather", "rain snow sunny forecast")
+
+        assert after_open == after_reads == []
+        assert [d.name for d in listed] == [n for n, _ in TOPICS]
+        assert found.description == "song album band concert"
+        assert threshold == 0.25
+        assert guilds == [1, 2, 3]
+        assert {r.top.name for r in results} == {"sports"}
+        assert after_classify == [2]
+        assert built == [2, 3]
+
+    async def test_a_full_reload_while_a_guild_is_being_embedded_wins(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async with await _service(glove, db_url):
+            pass
+        embedding = threading.Event()
+        reloaded = threading.Event()
+        real_build = zsl.service._build
+
+        def slow_build(encoder: Any, guild_id: int, record: Any) -> Any:
+            embedding.set()
+            reloaded.wait(timeout=10)
+            return real_build(encoder, guild_id, record)
+
+        async with await ZeroShotService.open(glove, db_url) as service:
+            other = await open_store(db_url)  # another process adds a class meanwhile
+            await other.insert_class(1, ClassDefinition("weather", "rain snow forecast"), 100)
+            await other.close()
+            monkeypatch.setattr(zsl.service, "_build", slow_build)
+            first_use = asyncio.create_task(service.classify(1, "heavy rain and snow tomorrow"))
+            await asyncio.to_thread(embedding.wait, 10)
+            await service.reload()
+            reloaded.set()
+            result = await first_use
+
+        assert result.top.name == "weather"
