@@ -231,6 +231,8 @@ class ClassSet:
     """Every class's word vectors, class after class."""
     word_starts: npt.NDArray[np.intp] = field(init=False, repr=False)
     """Where each class's words begin in ``words``."""
+    word_class: npt.NDArray[np.intp] = field(init=False, repr=False)
+    """The class of each of ``words``."""
     vector_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
     word_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
     offset: npt.NDArray[np.float32] = field(init=False, repr=False)
@@ -269,6 +271,7 @@ class ClassSet:
                 [c.word_vectors for c in self.classes] or [np.zeros((0, dim), np.float32)]
             ).astype(np.float32),
             "word_starts": np.cumsum([0, *lengths[:-1]]).astype(np.intp)[: len(self.classes)],
+            "word_class": np.repeat(np.arange(len(self.classes), dtype=np.intp), lengths),
             "vector_scale": (0.5 / (vector_std * combined_std)).astype(np.float32),
             "word_scale": (
                 np.concatenate([c.word_weights for c in self.classes] or [np.zeros(0, np.float32)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ import numpy.typing as npt
 
 from zsl.classes import ClassSet
 from zsl.embedding import Encoded, Encoder
-from zsl.errors import NoClassesError, UnknownWordsError
+from zsl.errors import NoClassesError
 
 log = logging.getLogger(__name__)
 
@@ -79,70 +78,51 @@ def rank(
         NoClassesError: the class set is empty.
         UnknownWordsError: the text has no known word.
     """
-    result = rank_many(encoder, classes, [text], top_k, threshold, config)[0]
-    if isinstance(result, UnknownWordsError):
-        raise result
-    return result
-
-
-def rank_many(
-    encoder: Encoder,
-    classes: ClassSet,
-    texts: Sequence[str],
-    top_k: int = 3,
-    threshold: float | None = None,
-    config: ScoringConfig | None = None,
-) -> list[Classification | UnknownWordsError]:
-    """Classify several texts against the same classes; a text with no known word gets its error.
-
-    Raises:
-        NoClassesError: the class set is empty.
-    """
     if not len(classes):
         raise NoClassesError()
-    encoded = encoder.encode_many(texts)
-    known = [e for e in encoded if isinstance(e, Encoded)]
-    ranked = iter(rank_encoded(known, classes, top_k, threshold, config) if known else ())
-    return [e if isinstance(e, UnknownWordsError) else next(ranked) for e in encoded]
+    return rank_encoded([encoder.encode(text)], classes, top_k, threshold, config)[0]
 
 
 def rank_encoded(
     encoded: Sequence[Encoded],
-    classes: ClassSet,
+    classes: ClassSet | Sequence[ClassSet],
     top_k: int = 3,
     threshold: float | None = None,
     config: ScoringConfig | None = None,
 ) -> list[Classification]:
-    """Rank already encoded texts (evaluation encodes each text once for several class sets)."""
-    if not len(classes):
+    """Rank already encoded texts, each against its own class set (or all against one).
+
+    Texts from many guilds are ranked together: one pass of array maths serves them all.
+    """
+    sets = [classes] * len(encoded) if isinstance(classes, ClassSet) else list(classes)
+    if not all(len(s) for s in sets):
         raise NoClassesError()
     cfg = config or ScoringConfig()
-    if threshold is None:
-        threshold = classes.threshold if classes.threshold is not None else DEFAULT_THRESHOLD
-    scores = calibrated_scores(encoded, classes)
-    top = _top(scores.z, max(1, top_k))
-    z = scores.z[np.arange(len(encoded))[:, None], top].tolist()
+    scores = calibrated_scores(encoded, sets)
+    top = _top(scores.z, min(max(1, top_k), scores.z.shape[1]))
+    z = np.take_along_axis(scores.z, top, axis=1).tolist()
     results = []
-    for i, text in enumerate(encoded):
+    for i, (text, own) in enumerate(zip(encoded, sets, strict=True)):
         predictions = tuple(
             Prediction(
-                name=classes.names[c],
+                name=own.names[c],
                 score=score,
                 confidence=1.0 / (1.0 + math.exp(-cfg.steepness * (score - cfg.midpoint))),
             )
-            for c, score in zip(top[i].tolist(), z[i], strict=True)
+            for c, score in zip(top[i, : len(own)].tolist(), z[i], strict=False)
         )
-        start = int(scores.starts[i])
+        limit = threshold if threshold is not None else own.threshold
+        limit = DEFAULT_THRESHOLD if limit is None else limit
         results.append(
             Classification(
                 predictions=predictions,
-                abstained=predictions[0].confidence < threshold,
-                threshold=threshold,
+                abstained=predictions[0].confidence < limit,
+                threshold=limit,
                 unknown_words=text.unknown_words,
                 evidence=_evidence(
                     text,
-                    scores.similarity[start : start + len(text.words)],
-                    classes,
+                    scores.similarity[i, : len(text.words)],
+                    own,
                     int(top[i, 0]),
                     cfg.explain_words,
                 ),
@@ -153,38 +133,99 @@ def rank_encoded(
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """Calibrated scores of several texts against one class set."""
+    """Calibrated scores of several texts, each against its own class set."""
 
     z: npt.NDArray[np.float32]
-    """texts x classes: how far each match stands above ordinary text, in standard deviations."""
+    """texts x classes: how far each match stands above ordinary text, in standard deviations
+    (-inf past the end of a text's class set)."""
     similarity: npt.NDArray[np.float32]
-    """All the texts' words (one text after another) x all the classes' words: cosines."""
-    starts: npt.NDArray[np.intp]
-    """Where each text's words begin in ``similarity``."""
+    """texts x words x class words: each text word's cosine with each word of its classes."""
 
 
-def calibrated_scores(encoded: Sequence[Encoded], classes: ClassSet) -> Scores:
+def calibrated_scores(encoded: Sequence[Encoded], classes: Sequence[ClassSet]) -> Scores:
     """Each class's score for each text, in standard deviations above ordinary text.
 
     Two views are combined: the cosine of the averaged vectors (what the text is about) and
     word matching (for each class word, its best match among the text's words). Each is
     z-scored against the class's own scores on ordinary text, they are averaged, and the
     average is standardised again, so every class is judged on the same scale.
+
+    Texts and class sets of different sizes are padded to the largest, so that a batch from
+    many guilds is one batched product rather than one small product per guild.
     """
-    if len(encoded) == 1:  # the common case, without the cost of stacking
-        vectors, word_vectors = encoded[0].vector[None, :], encoded[0].word_vectors
+    slot: dict[int, int] = {}
+    distinct: list[ClassSet] = []
+    for s in classes:
+        if slot.setdefault(id(s), len(distinct)) == len(distinct):
+            distinct.append(s)
+    which = np.array([slot[id(s)] for s in classes], dtype=np.intp)
+    longest = max(len(e.words) for e in encoded)
+    text_words = np.zeros((len(encoded), longest, encoded[0].vector.shape[0]), np.float32)
+    padding = np.ones((len(encoded), longest), bool)
+    for i, e in enumerate(encoded):
+        text_words[i, : len(e.words)] = e.word_vectors
+        padding[i, : len(e.words)] = False
+    vectors = np.stack([e.vector for e in encoded])
+
+    if len(distinct) == 1:  # one guild's texts: plain products, nothing to pad or gather
+        only = distinct[0]
+        similarity = text_words @ only.words.T
+        cosines = vectors @ only.matrix.T
+        most_classes = len(only)
+        word_class, word_scale, vector_scale, offset = (
+            a[None] for a in (only.word_class, only.word_scale, only.vector_scale, only.offset)
+        )
     else:
-        vectors = np.stack([e.vector for e in encoded])
-        word_vectors = np.concatenate([e.word_vectors for e in encoded])
-    starts = np.array([0, *itertools.accumulate(len(e.words) for e in encoded[:-1])], np.intp)
-    similarity = word_vectors @ classes.words.T
-    best = np.maximum.reduceat(similarity, starts, axis=0)  # texts x class words
-    z = (
-        (vectors @ classes.matrix.T) * classes.vector_scale
-        + np.add.reduceat(best * classes.word_scale, classes.word_starts, axis=1)
-        - classes.offset
-    )
-    return Scores(np.asarray(z, dtype=np.float32), similarity, starts)
+        most_classes = max(len(s) for s in distinct)
+        word_class, word_scale, class_words = _padded_words(distinct, most_classes)
+        vector_scale, offset, matrix = _padded_classes(distinct, most_classes)
+        similarity = np.matmul(text_words, class_words[which].transpose(0, 2, 1))
+        cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
+    best = np.where(padding[:, :, None], -np.inf, similarity).max(axis=1)  # texts x class words
+    # Sum each class's weighted best matches: one bincount over (text, class) cells.
+    cells = word_class[which] + (most_classes + 1) * np.arange(len(encoded))[:, None]
+    matched = np.bincount(
+        cells.ravel(),
+        weights=(best * word_scale[which]).ravel(),
+        minlength=len(encoded) * (most_classes + 1),
+    ).reshape(len(encoded), most_classes + 1)[:, :most_classes]
+    z = cosines * vector_scale[which] + matched - offset[which]
+    return Scores(np.asarray(z, dtype=np.float32), similarity)
+
+
+def _padded_words(
+    sets: list[ClassSet], spare: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The sets' class words stacked, padded to the largest: each word's class, weight, vector.
+
+    Padding words belong to the ``spare`` class column and weigh nothing.
+    """
+    size = max(len(s.words) for s in sets)
+    word_class = np.full((len(sets), size), spare, np.intp)
+    word_scale = np.zeros((len(sets), size), np.float32)
+    words = np.zeros((len(sets), size, sets[0].words.shape[1]), np.float32)
+    for j, s in enumerate(sets):
+        word_class[j, : len(s.words)] = s.word_class
+        word_scale[j, : len(s.words)] = s.word_scale
+        words[j, : len(s.words)] = s.words
+    return word_class, word_scale, words
+
+
+def _padded_classes(
+    sets: list[ClassSet], size: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The sets' classes stacked, padded to ``size``: scale, offset, vector.
+
+    Padding classes have an infinite offset: they score -inf and are never ranked.
+    """
+    vector_scale = np.zeros((len(sets), size), np.float32)
+    offset = np.full((len(sets), size), np.inf, np.float32)
+    matrix = np.zeros((len(sets), size, sets[0].matrix.shape[1]), np.float32)
+    for j, s in enumerate(sets):
+        vector_scale[j, : len(s)] = s.vector_scale
+        offset[j, : len(s)] = s.offset
+        matrix[j, : len(s)] = s.matrix
+    return vector_scale, offset, matrix
 
 
 def _top(z: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:

@@ -53,6 +53,10 @@ CLASSIFY_BATCH = 64
 small enough that answering one batch never holds the event loop for long."""
 
 
+PAD_WORDS = 2_000
+"""A guild whose classes have more words than this is ranked apart from the rest of a batch."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Request:
     snapshot: ClassSet
@@ -443,13 +447,18 @@ def _rank_together(
     answers: list[Classification | Exception] = [
         text if isinstance(text, UnknownWordsError) else NoClassesError() for text in encoded
     ]
-    groups: dict[tuple[ClassSet, int], dict[int, Encoded]] = {}
+    # Texts are ranked together, each against its own guild's classes, except in a guild with
+    # very many classes: padding every other guild's classes to its size would cost more.
+    groups: dict[tuple[int, int], dict[int, tuple[Encoded, ClassSet]]] = {}
     for position, (request, text) in enumerate(zip(batch, encoded, strict=True)):
         if isinstance(text, Encoded):
-            groups.setdefault((request.snapshot, request.top_k), {})[position] = text
-    for (snapshot, top_k), texts in groups.items():
-        ranked = rank_encoded(list(texts.values()), snapshot, top_k, None, scoring)
-        for position, answer in zip(texts, ranked, strict=True):
+            snapshot = request.snapshot
+            alone = id(snapshot) if len(snapshot.words) > PAD_WORDS else 0
+            groups.setdefault((alone, request.top_k), {})[position] = (text, snapshot)
+    for (_, top_k), members in groups.items():
+        texts, sets = zip(*members.values(), strict=True)
+        ranked = rank_encoded(texts, sets, top_k, None, scoring)
+        for position, answer in zip(members, ranked, strict=True):
             answers[position] = answer
     return answers
 
