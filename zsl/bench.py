@@ -258,6 +258,11 @@ async def latency(vectors: WordVectors, args: argparse.Namespace) -> None:
             ]
         row.append(f"{build:.1f}")
         rows.append(row)
+    hops = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        await asyncio.to_thread(int)
+        hops.append(time.perf_counter() - started)
     header = ["classes", "service med", "service p99", "naive med", "naive p99", "svc/naive"]
     if encode is not None:
         header += ["MiniLM med", "MiniLM p99", "MiniLM/svc"]
@@ -265,6 +270,10 @@ async def latency(vectors: WordVectors, args: argparse.Namespace) -> None:
     _table(header, rows, "latency: one chat-length text, milliseconds (service = ZeroShotService)")
     if note:
         print(f"  {note}")
+    print(
+        f"  an empty worker-thread round trip, the floor of any call that keeps maths off the"
+        f" event loop: median {_ms(statistics.median(hops))}, p99 {_ms(percentile(hops, 0.99))}"
+    )
     print("  build s: opening the service on a registry of that many classes, and its first use")
     print("  (which embeds them)")
 
