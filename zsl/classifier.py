@@ -181,7 +181,9 @@ def calibrated_scores(encoded: Sequence[Encoded], classes: Sequence[ClassSet]) -
         vector_scale, offset, matrix = _padded_classes(distinct, most_classes)
         similarity = np.matmul(text_words, class_words[which].transpose(0, 2, 1))
         cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
-    best = np.where(padding[:, :, None], -np.inf, similarity).max(axis=1)  # texts x class words
+    if padding.any():  # texts of different lengths: padding words must never be the best
+        similarity = np.where(padding[:, :, None], np.float32(-np.inf), similarity)
+    best = similarity.max(axis=1)  # texts x class words
     # Sum each class's weighted best matches: one bincount over (text, class) cells.
     cells = word_class[which] + (most_classes + 1) * np.arange(len(encoded))[:, None]
     matched = np.bincount(
