@@ -169,30 +169,35 @@ def calibrated_scores(encoded: Sequence[Encoded], classes: Sequence[ClassSet]) -
 
     if len(distinct) == 1:  # one guild's texts: plain products, nothing to pad or gather
         only = distinct[0]
-        similarity = text_words @ only.words.T
-        cosines = vectors @ only.matrix.T
-        most_classes = len(only)
-        word_class, word_scale, vector_scale, offset = (
-            a[None] for a in (only.word_class, only.word_scale, only.vector_scale, only.offset)
+        similarity = _masked(text_words @ only.words.T, padding)
+        matched = np.add.reduceat(
+            similarity.max(axis=1) * only.word_scale, only.word_starts, axis=1
         )
-    else:
-        most_classes = max(len(s) for s in distinct)
-        word_class, word_scale, class_words = _padded_words(distinct, most_classes)
-        vector_scale, offset, matrix = _padded_classes(distinct, most_classes)
-        similarity = np.matmul(text_words, class_words[which].transpose(0, 2, 1))
-        cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
-    if padding.any():  # texts of different lengths: padding words must never be the best
-        similarity = np.where(padding[:, :, None], np.float32(-np.inf), similarity)
-    best = similarity.max(axis=1)  # texts x class words
+        z = (vectors @ only.matrix.T) * only.vector_scale + matched - only.offset
+        return Scores(np.asarray(z, dtype=np.float32), similarity)
+    most_classes = max(len(s) for s in distinct)
+    word_class, word_scale, class_words = _padded_words(distinct, most_classes)
+    vector_scale, offset, matrix = _padded_classes(distinct, most_classes)
+    similarity = _masked(np.matmul(text_words, class_words[which].transpose(0, 2, 1)), padding)
+    cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
     # Sum each class's weighted best matches: one bincount over (text, class) cells.
     cells = word_class[which] + (most_classes + 1) * np.arange(len(encoded))[:, None]
     matched = np.bincount(
         cells.ravel(),
-        weights=(best * word_scale[which]).ravel(),
+        weights=(similarity.max(axis=1) * word_scale[which]).ravel(),
         minlength=len(encoded) * (most_classes + 1),
     ).reshape(len(encoded), most_classes + 1)[:, :most_classes]
     z = cosines * vector_scale[which] + matched - offset[which]
     return Scores(np.asarray(z, dtype=np.float32), similarity)
+
+
+def _masked(
+    similarity: npt.NDArray[np.float32], padding: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """Padding words (of texts shorter than the batch's longest) are never a best match."""
+    if padding.any():
+        similarity[padding] = -np.inf
+    return similarity
 
 
 def _padded_words(
