@@ -142,6 +142,7 @@ class FakeDiscord:
         self.exchanges: dict[str, Exchange] = {}
         self._ids = itertools.count(1200000000000000000)
         self._sockets: list[web.WebSocketResponse] = []
+        self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}  # socket: (id, count)
         self._ready = asyncio.Event()
         self._seq = 0
         self._runner: web.AppRunner | None = None
@@ -191,6 +192,25 @@ class FakeDiscord:
     async def wait_ready(self) -> None:
         """Until the bot has identified on the gateway (it loads the model first)."""
         await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
+
+    async def wait_shards(self, count: int) -> None:
+        """Until shards 0 .. count - 1 of ``count`` are all connected (from any processes)."""
+        deadline = time.monotonic() + READY_SECONDS
+        while sorted(self._shards.values()) != [(i, count) for i in range(count)]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"connected shards: {sorted(self._shards.values())}")
+            await asyncio.sleep(0.05)
+
+    def _socket_for(self, guild_id: int | None, shard: int | None) -> web.WebSocketResponse:
+        """The socket Discord would use: the guild's shard, ``(guild_id >> 22) % count``."""
+        assert self._sockets, "the bot is not connected to the gateway"
+        if not self._shards:
+            return self._sockets[-1]
+        count = next(iter(self._shards.values()))[1]
+        if shard is None:
+            shard = 0 if guild_id is None else (guild_id >> 22) % count
+        # The newest connection of that shard: an old one may linger while a bot restarts.
+        return next(s for s, (i, _) in reversed(self._shards.items()) if i == shard)
 
     # -- REST -------------------------------------------------------------------------------------
 
@@ -355,12 +375,15 @@ class FakeDiscord:
                     await socket.send_str(json.dumps({"op": 11}))
                 elif payload["op"] == 2:  # identify
                     self.identifies.append(payload["d"])
+                    shard_id, shard_count = payload["d"].get("shard", [0, 1])
+                    self._shards[socket] = (shard_id, shard_count)
                     await self._dispatch(socket, "READY", self._ready_payload(payload["d"]))
                     self._ready.set()
                 elif payload["op"] == 6:  # resume
                     await self._dispatch(socket, "RESUMED", {})
         finally:
             self._sockets.remove(socket)
+            self._shards.pop(socket, None)
         return socket
 
     def _ready_payload(self, identify: Json) -> Json:
@@ -413,11 +436,13 @@ class FakeDiscord:
         admin: bool = False,
         focused: str | None = None,
         target_message: Json | None = None,
+        shard: int | None = None,
     ) -> Exchange:
         """Send an INTERACTION_CREATE as a member would trigger it; wait for the bot's answer.
 
         ``focused`` makes it an autocomplete request for that option; ``target_message``
-        makes it a message context menu invocation.
+        makes it a message context menu invocation. It goes to the guild's shard, or to
+        ``shard`` (as after resharding, when a guild moves to another process).
         """
         command, scope = self.synced(name, guild_id)
         data: Json = {"id": command["id"], "name": name, "type": command.get("type", 1)}
@@ -429,7 +454,7 @@ class FakeDiscord:
         else:
             data["options"] = self._options(command, options or {}, focused)
         return await self._send(
-            4 if focused else 2, data, guild_id=guild_id, user_id=user_id, admin=admin
+            4 if focused else 2, data, guild_id=guild_id, user_id=user_id, admin=admin, shard=shard
         )
 
     async def press(
@@ -469,6 +494,7 @@ class FakeDiscord:
         user_id: int,
         admin: bool,
         message: Json | None = None,
+        shard: int | None = None,
     ) -> Exchange:
         interaction_id = self.next_id()
         token = f"interaction-token-{interaction_id}"
@@ -525,8 +551,7 @@ class FakeDiscord:
             }
         exchange = Exchange(sent_at=time.monotonic())
         self.exchanges[token] = exchange
-        assert self._sockets, "the bot is not connected to the gateway"
-        await self._dispatch(self._sockets[-1], "INTERACTION_CREATE", payload)
+        await self._dispatch(self._socket_for(guild_id, shard), "INTERACTION_CREATE", payload)
         deadline = time.monotonic() + ANSWER_SECONDS
         while not exchange.is_final():
             remaining = deadline - time.monotonic()
