@@ -83,6 +83,23 @@ class BotProcess:
         return self.process.returncode
 
 
+ADMIN = 3100000000000000001
+
+
+async def add_class(
+    fake: FakeDiscord, guild_id: int, name: str, description: str, admin_id: int = ADMIN
+) -> None:
+    """/addclass as a server admin; fails the test unless the class was added."""
+    exchange = await fake.interact(
+        "addclass",
+        {"name": name, "description": description},
+        guild_id=guild_id,
+        user_id=admin_id,
+        admin=True,
+    )
+    assert "Added the class" in exchange.text, exchange.text
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fake() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()

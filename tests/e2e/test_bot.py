@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 import zsl
-from tests.e2e.conftest import BotProcess
+from tests.e2e.conftest import ADMIN, BotProcess, add_class
 from tests.e2e.fakediscord import (
     APPLICATION_ID,
     AUTOCOMPLETE_RESULT,
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 GUILD = 2100000000000000001
 OTHER_GUILD = 2100000000000000002
-ADMIN = 3100000000000000001
 MEMBER = 3100000000000000002
 CHAT_INPUT, MESSAGE_COMMAND = 1, 3
 NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
@@ -55,17 +54,6 @@ user_ids = iter(range(3200000000000000000, 3300000000000000000))
 def new_user() -> int:
     """A member never seen before, so no cooldown carries over between tests."""
     return next(user_ids)
-
-
-async def add_class(fake: FakeDiscord, guild_id: int, name: str, description: str) -> None:
-    exchange = await fake.interact(
-        "addclass",
-        {"name": name, "description": description},
-        guild_id=guild_id,
-        user_id=ADMIN,
-        admin=True,
-    )
-    assert "Added the class" in exchange.text, exchange.text
 
 
 class TestLoginAndSync:

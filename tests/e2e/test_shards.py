@@ -17,14 +17,13 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.e2e.conftest import BotProcess
+from tests.e2e.conftest import ADMIN, BotProcess, add_class
 from tests.e2e.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SHARD_0_GUILD = (2 << 22) | 1  # (guild_id >> 22) % 2 == 0
 SHARD_1_GUILD = (3 << 22) | 1  # ... == 1
-ADMIN = 3100000000000000001
 users = iter(range(3400000000000000000, 3500000000000000000))
 
 
@@ -102,18 +101,8 @@ async def test_a_guild_that_moves_to_the_other_process_keeps_its_classes(
 ) -> None:
     fake, (first, second) = shards
     for guild_id in (SHARD_0_GUILD, SHARD_1_GUILD):
-        for name, description in (
-            ("sports", "football match team goal"),
-            ("music", "song album band concert"),
-        ):
-            added = await fake.interact(
-                "addclass",
-                {"name": name, "description": description},
-                guild_id=guild_id,
-                user_id=ADMIN,
-                admin=True,
-            )
-            assert "Added the class" in added.text, added.text
+        await add_class(fake, guild_id, "sports", "football match team goal")
+        await add_class(fake, guild_id, "music", "song album band concert")
     added_at = time.monotonic()
 
     # Each guild's own shard answers; then each guild moves to the other process.
@@ -139,15 +128,8 @@ async def test_writes_through_one_process_reach_the_other_within_a_second(
     fake, _ = shards
     guild_id = SHARD_0_GUILD + (2 << 22)  # another guild of shard 0
 
-    for name, description in (("cats", "cat kitten meow purr"), ("cars", "car engine drive")):
-        added = await fake.interact(
-            "addclass",
-            {"name": name, "description": description},
-            guild_id=guild_id,
-            user_id=ADMIN,
-            admin=True,
-        )
-        assert "Added the class" in added.text, added.text
+    await add_class(fake, guild_id, "cats", "cat kitten meow purr")
+    await add_class(fake, guild_id, "cars", "car engine drive")
     text = "my kitten purrs all day"
     before = await within_a_second(fake, guild_id, text, 1, ["cats", "cars"])
     removed = await fake.interact(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.conftest import ROOT, BotProcess
+from tests.e2e.conftest import ROOT, BotProcess, add_class
 from tests.e2e.fakediscord import AUTOCOMPLETE_RESULT, TOKEN, FakeDiscord
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
@@ -60,14 +60,7 @@ async def bot(
         (GUILD_A, ADMIN_A, "cooking", "recipe bake oven kitchen"),
         (GUILD_B, ADMIN_B, "bravo", "song album band concert"),
     ):
-        added = await fake.interact(
-            "addclass",
-            {"name": name, "description": description},
-            guild_id=guild,
-            user_id=admin,
-            admin=True,
-        )
-        assert "Added the class" in added.text, added.text
+        await add_class(fake, guild, name, description, admin)
     taught = await fake.interact(
         "addexample",
         {"name": SECRET, "text": "the striker scored twice"},
