@@ -64,8 +64,16 @@ class UnknownWordsError(ZslError):
 class NoClassesError(ZslError):
     """The guild has no classes to classify into."""
 
-    def __init__(self) -> None:
-        super().__init__("This server has no classes yet. An admin can add one with /addclass.")
+    def __init__(self, dormant: tuple[str, ...] = ()) -> None:
+        if dormant:
+            # After a model change: the classes exist, but the model knows none of their words.
+            names = ", ".join(f"'{_shown(n, _SHOWN_NAME)}'" for n in dormant[:5])
+            super().__init__(
+                f"None of this server's classes can be used with the current model, which knows "
+                f"none of their words ({names}). An admin can describe them again with /editclass."
+            )
+        else:
+            super().__init__("This server has no classes yet. An admin can add one with /addclass.")
 
 
 class ClassNotFoundError(ZslError):

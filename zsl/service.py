@@ -175,8 +175,10 @@ class ZeroShotService:
         if snapshot is None and guild_id in self._unbuilt:  # its first use since loading
             async with self._lock(guild_id):
                 snapshot = await self._current(guild_id)
-        if snapshot is None or not len(snapshot):
+        if snapshot is None:
             raise NoClassesError()
+        if not len(snapshot):  # none, or only classes this model knows no word of
+            raise NoClassesError(tuple(d.name for d in snapshot.dormant))
         request = _Request(snapshot, text, top_k, asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         if self._drainer is None:

@@ -112,7 +112,14 @@ class TestWithTheRealModel:
             await other.edit_class(1, "cooking", description="football")  # usable again
             edited = await other.classify(1, "football goal", top_k=5)
 
+        unrelated = {w: tuple(float(w == v) for v in "abcd") for w in "abcd"}
+        async with await ZeroShotService.open(make_vectors(unrelated), db_url) as blank:
+            with pytest.raises(NoClassesError, match="can be used with the current model"):
+                await blank.classify(1, "a b c")
+            listed_blank = blank.classes(1)
+
         # Cooking is dormant under the tiny model: still listed, never predicted.
+        assert [d.name for d in listed_blank] == [n for n, _ in TOPICS]
         assert [d.name for d in before_use] == [n for n, _ in TOPICS]
         assert sorted(d.name for d in under_tiny) == sorted(n for n, _ in TOPICS)
         assert [p.name for p in result.predictions] == ["sports", "music", "politics"]
