@@ -129,7 +129,7 @@ class Encoder:
         per text, the cost left is looking its words up.
         """
         bags: list[tuple[tuple[str, ...], npt.NDArray[np.intp], tuple[str, ...]]] = []
-        results: list[Encoded | UnknownWordsError | None] = []
+        errors: list[UnknownWordsError | None] = []  # per text: None when it has known words
         subwords: list[tuple[int, Vector]] = []  # (row in the batch, vector built by fastText)
         offset = 0
         for text in texts:
@@ -140,24 +140,23 @@ class Encoder:
             for token in tokenize(text):
                 self._lookup(token, words, rows, subword, unknown)
             if not words:
-                results.append(UnknownWordsError(unknown, what=what))
+                errors.append(UnknownWordsError(unknown, what=what))
                 continue
-            results.append(None)
+            errors.append(None)
             bags.append((tuple(words), np.asarray(rows, dtype=np.intp), tuple(unknown)))
             subwords.extend((offset + position, row) for position, row in subword.items())
             offset += len(words)
+        encoded: list[Encoded] = []
         if bags:
             index = np.concatenate([rows for _, rows, _ in bags])
             raw = np.asarray(self._matrix[index], dtype=np.float32)
             for position, row in subwords:
                 raw[position] = row
-            encoded = iter(
-                self._bags(
-                    [(words, unknown) for words, _, unknown in bags], raw, self._weights[index]
-                )
+            encoded = self._bags(
+                [(words, unknown) for words, _, unknown in bags], raw, self._weights[index]
             )
-            results = [next(encoded) if r is None else r for r in results]
-        return [r for r in results if r is not None]
+        known = iter(encoded)
+        return [next(known) if error is None else error for error in errors]
 
     def _bags(
         self,

@@ -446,9 +446,9 @@ def _rank_together(
     encoder: Encoder, batch: list[_Request], scoring: ScoringConfig
 ) -> list[Classification | Exception]:
     encoded = encoder.encode_many([request.text for request in batch])
-    answers: list[Classification | Exception] = [
-        text if isinstance(text, UnknownWordsError) else NoClassesError() for text in encoded
-    ]
+    answers: dict[int, Classification | Exception] = {
+        position: text for position, text in enumerate(encoded) if not isinstance(text, Encoded)
+    }
     # Texts are ranked together, each against its own guild's classes, except in a guild with
     # very many classes: padding every other guild's classes to its size would cost more.
     groups: dict[tuple[int, int], dict[int, tuple[Encoded, ClassSet]]] = {}
@@ -460,9 +460,8 @@ def _rank_together(
     for (_, top_k), members in groups.items():
         texts, sets = zip(*members.values(), strict=True)
         ranked = rank_encoded(texts, sets, top_k, None, scoring)
-        for position, answer in zip(members, ranked, strict=True):
-            answers[position] = answer
-    return answers
+        answers.update(zip(members, ranked, strict=True))
+    return [answers[position] for position in range(len(batch))]
 
 
 def _rank_alone(
