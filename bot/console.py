@@ -12,9 +12,11 @@ it needs no Discord account and no network. Options can be given positionally or
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 import secrets
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -119,15 +121,28 @@ def _option_pattern(known: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _first_word(text: str) -> tuple[str, str]:
-    if text[0] in "\"'":
-        end = text.find(text[0], 1)
-        if end == -1:
-            raise UsageError(
-                messages.console_usage('a quoted name needs its closing quote: "video games"')
-            )
-        return text[1:end], text[end + 1 :].strip()
-    word, _, rest = text.partition(" ")
-    return word, rest.strip()
+    """The first word as a shell would read it (quotes group, a backslash escapes), and the
+    rest of the line untouched (texts keep their apostrophes).
+
+    Raises:
+        UsageError: a quote is not closed within the line.
+    """
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        word = lexer.get_token()
+    except ValueError:  # "No closing quotation" / "No escaped character"
+        raise UsageError(messages.CONSOLE_UNBALANCED_QUOTE) from None
+    # The lexer has consumed the word and the one whitespace character after it.
+    rest = stream.read()
+    raw = text[: len(text) - len(rest)].strip()
+    if raw[:1] in ("'", '"') and not raw.endswith(raw[0]):
+        # 'it's fun' closes its quote after "it": the name was meant to go on, so say how to
+        # quote it instead of creating a class "its".
+        raise UsageError(messages.CONSOLE_UNBALANCED_QUOTE)
+    return word or "", rest.strip()
 
 
 def _unquote(text: str) -> str:
@@ -250,7 +265,9 @@ def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO
     Reading happens outside the event loop, so Ctrl+C at the prompt simply ends the console.
     """
     interactive = stdin.isatty()
-    print(messages.CONSOLE_BANNER, file=stdout, flush=True)
+    count = len(console.service.classes(console.guild_id))
+    start = messages.console_ready(count) if count else messages.CONSOLE_START
+    print(messages.CONSOLE_BANNER, start, sep="\n", file=stdout, flush=True)
     while True:
         if interactive:
             print("> ", end="", file=stdout, flush=True)

@@ -40,6 +40,7 @@ REMOVE_EXAMPLE_NAME = "The class to change."
 REMOVE_EXAMPLE_NUMBER = "The example's number in /examples."
 VOTES_DESCRIPTION = "Review members' feedback on results (newest first)."
 VOTES_DISMISS = "Forget the vote with this number once you have dealt with it."
+HELP_DESCRIPTION = "Show what this bot can do and how to use it."
 
 # -- feedback buttons under a result ------------------------------------------------------------
 
@@ -96,15 +97,20 @@ def class_removed(name: str, count: int) -> str:
     return f'Removed the class "{name}". This server now has {_classes(count)}.'
 
 
+def _percent(value: float) -> str:
+    # Adding 0.0 turns -0.0 (typed as "-0") into 0.0, so it never shows as "-0%".
+    return f"{value + 0.0:.0%}"
+
+
 def threshold_shown(value: float, default: float) -> str:
     return (
-        f"The bot names a class only when it is at least {value:.0%} sure "
-        f"(the default is {default:.0%}). Admins can change it with /threshold value:."
+        f"The bot names a class only when it is at least {_percent(value)} sure "
+        f"(the default is {_percent(default)}). Admins can change it with /threshold value:."
     )
 
 
 def threshold_set(value: float) -> str:
-    return f"From now on the bot names a class only when it is at least {value:.0%} sure."
+    return f"From now on the bot names a class only when it is at least {_percent(value)} sure."
 
 
 def example_added(name: str, count: int) -> str:
@@ -136,6 +142,34 @@ def vote_line(number: int, user_id: int, predicted: str, suggested: str | None, 
 
 def vote_dismissed(number: int) -> str:
     return f"Forgot vote #{number}."
+
+
+# -- /help ----------------------------------------------------------------------------------------
+
+HELP_TITLE = "Zero-shot classifier: commands"
+HELP_MEMBER = """\
+`/classify text:` sort a text into this server's classes (`top:` how many to show, \
+`private:` only you see the answer)
+**Classify message** (a message's menu > Apps) sort someone's message
+`/classes` list this server's classes and their descriptions
+`/help` this list
+Under a result, **Right** and **Wrong, it is...** tell the admins how the bot did."""
+HELP_ADMIN = """\
+**For members with Manage Server**
+`/addclass name: description:` add a class: a name and a few describing words
+`/editclass name:` rename a class or change its description
+`/removeclass name:` remove a class
+`/threshold` show or set how sure the bot must be before it names a class
+`/addexample name: text:` teach a class with a text that belongs to it
+`/examples name:` list the texts a class has learned
+`/removeexample name: number:` make a class forget one example
+`/votes` review members' feedback; `/votes dismiss:` forgets one
+Your **Right** / **Wrong** under a result teaches the class at once."""
+
+
+def help_text(admin: bool) -> str:
+    """/help: the member commands, and the admin ones for members who can use them."""
+    return f"{HELP_MEMBER}\n\n{HELP_ADMIN}" if admin else HELP_MEMBER
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -172,10 +206,15 @@ def page_out_of_range(page: int, pages: int) -> str:
 
 # -- console --------------------------------------------------------------------------------------
 
-CONSOLE_BANNER = (
-    "Zero-shot classifier console. Type /help for the commands, /quit to leave.\n"
-    "Start with: /addclass sports football match team goal"
-)
+CONSOLE_BANNER = "Zero-shot classifier console. Type /help for the commands, /quit to leave."
+CONSOLE_START = "Start with: /addclass sports football match team goal"
+
+
+def console_ready(count: int) -> str:
+    """The banner's second line when classes exist already."""
+    return f"{_classes(count)} ready: type a text to classify it, or /classes to list them."
+
+
 CONSOLE_LOADING = "Loading the word-vector model..."
 CONSOLE_HELP = """\
 Commands (options may also be typed Discord-style: /addclass name: video games description: play):
@@ -205,6 +244,12 @@ def console_usage(usage: str) -> str:
 
 def console_bad_number(what: str, raw: str) -> str:
     return f"{what} must be a number, not {raw!r}."
+
+
+CONSOLE_UNBALANCED_QUOTE = (
+    'A quote needs its closing quote, as in "video games". Put a name with an apostrophe in '
+    'double quotes: "it\'s fun".'
+)
 
 
 # -- operators ------------------------------------------------------------------------------------

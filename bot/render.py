@@ -173,9 +173,17 @@ def examples_embed(definition: zsl.ClassDefinition) -> discord.Embed:
         for i, text in enumerate(definition.examples, start=1)
     ]
     return discord.Embed(
-        title=clip(messages.EXAMPLES_TITLE.format(name=definition.name), 250),
+        # Titles render markdown too; an escaped name of _SHOWN_NAME characters stays under 256.
+        title=messages.EXAMPLES_TITLE.format(name=shown(definition.name, _SHOWN_NAME)),
         description=clip("\n".join(lines) or messages.NO_EXAMPLES, _DESCRIPTION_BUDGET),
         colour=LIST_COLOUR,
+    )
+
+
+def help_embed(admin: bool) -> discord.Embed:
+    """/help: the member commands, plus the admin ones for members with Manage Server."""
+    return discord.Embed(
+        title=messages.HELP_TITLE, description=messages.help_text(admin), colour=LIST_COLOUR
     )
 
 

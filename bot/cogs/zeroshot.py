@@ -218,6 +218,12 @@ class ZeroShotCog(commands.Cog):
         embed = render.classes_embed(pages[page - 1], len(definitions))
         await reply(interaction, embed=embed, ephemeral=True)
 
+    @app_commands.command(name="help", description=messages.HELP_DESCRIPTION)
+    @app_commands.guild_only()
+    async def show_help(self, interaction: Interaction) -> None:
+        admin = interaction.permissions.manage_guild
+        await reply(interaction, embed=render.help_embed(admin), ephemeral=True)
+
     # -- admins --------------------------------------------------------------------------------
 
     @app_commands.command(name="addclass", description=messages.ADD_DESCRIPTION)

@@ -66,6 +66,26 @@ class TestParse:
         with pytest.raises(UsageError, match="closing quote"):
             parse('/addclass "video games console')
 
+    def test_a_quote_closed_inside_a_name_is_explained_not_cut(self) -> None:
+        # Before: a class named "it" with the description "s fun' play".
+        with pytest.raises(UsageError) as refused:
+            parse("/addclass 'it's fun' play")
+
+        assert str(refused.value) == messages.CONSOLE_UNBALANCED_QUOTE
+
+    def test_quoting_is_shell_like(self) -> None:
+        assert parse('/addclass "it\'s fun" play') == Command(
+            "addclass", {"name": "it's fun", "description": "play"}
+        )
+        assert parse("/addclass video\\ games play") == Command(
+            "addclass", {"name": "video games", "description": "play"}
+        )
+
+    def test_apostrophes_in_the_text_after_a_name_stay_text(self) -> None:
+        assert parse("/addexample sports it's a goal") == Command(
+            "addexample", {"name": "sports", "text": "it's a goal"}
+        )
+
 
 def run_console(stdin: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     env = {
@@ -106,7 +126,7 @@ def test_piped_commands_are_answered_as_text_and_kept(tmp_path: Path) -> None:
 
     assert first.returncode == 0, first.stderr
     out = first.stdout.splitlines()
-    assert out[:2] == messages.CONSOLE_BANNER.splitlines()
+    assert out[:2] == [messages.CONSOLE_BANNER, messages.CONSOLE_START]
     assert out[2] == messages.class_added("sports", 1)
     assert out[3] == messages.class_added("music", 2)
     assert out[4] == messages.class_added("@everyone", 3)
@@ -121,6 +141,7 @@ def test_piped_commands_are_answered_as_text_and_kept(tmp_path: Path) -> None:
     assert out[-1] == messages.CONSOLE_BYE
     assert messages.console_unknown_command("afterquit") not in first.stdout
     assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[:2] == [messages.CONSOLE_BANNER, messages.console_ready(2)]
     assert [line.split()[0] for line in second.stdout.splitlines()[2:-1]] == ["sports", "songs"]
     assert "Traceback" not in first.stderr + second.stderr
 
@@ -144,3 +165,14 @@ def test_examples_are_taught_listed_and_forgotten(tmp_path: Path) -> None:
     assert "has no example number 2" in out[5]
     assert out[6] == messages.example_removed("sports", "the referee showed a red card")
     assert out[7] == messages.NO_EXAMPLES
+
+
+def test_minus_zero_threshold_and_a_bad_quote_are_answered_plainly(tmp_path: Path) -> None:
+    result = run_console("/threshold -0\n/addclass 'it's fun' play\n/classes\n/quit\n", tmp_path)
+
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert out[2] == messages.threshold_set(0.0)
+    assert "-0%" not in result.stdout
+    assert out[3] == messages.CONSOLE_UNBALANCED_QUOTE
+    assert out[4] == messages.NO_CLASSES  # no class "it" or "its" was created

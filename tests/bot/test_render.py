@@ -153,3 +153,40 @@ def test_result_text_is_plain_and_aligned() -> None:
         "  video games  █░░░░░░░░░   10%  (score 0.20)",
     ]
     assert "**" not in text
+
+
+class TestExamplesEmbed:
+    def test_class_name_in_the_title_is_escaped(self) -> None:
+        definition = zsl.ClassDefinition("@everyone *news*", "report", ("a report",))
+
+        embed = render.examples_embed(definition)
+
+        assert embed.title == "Examples of @\u200beveryone \\*news\\*"
+
+    def test_longest_escaped_name_fits_a_title(self) -> None:
+        definition = zsl.ClassDefinition("*" * 300)
+
+        embed = render.examples_embed(definition)
+
+        assert len(embed.title or "") <= 256
+        assert (embed.title or "").startswith("Examples of \\*\\*")
+
+
+class TestHelp:
+    def test_members_see_member_commands_admins_see_all(self) -> None:
+        member = render.help_embed(admin=False).description or ""
+        admin = render.help_embed(admin=True).description or ""
+
+        assert "/classify" in member
+        assert "/addclass" not in member
+        assert "/votes" not in member
+        assert admin.startswith(member)
+        for command in ("/addclass", "/editclass", "/removeclass", "/threshold", "/votes"):
+            assert command in admin
+
+
+class TestThresholdMessages:
+    @pytest.mark.parametrize("value", [0.0, -0.0])
+    def test_zero_shows_as_zero_percent(self, value: float) -> None:
+        assert "at least 0% sure" in messages.threshold_set(value)
+        assert "at least 0% sure" in messages.threshold_shown(value, 0.6)

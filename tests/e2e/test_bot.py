@@ -86,6 +86,7 @@ class TestLoginAndSync:
             "examples",
             "removeexample",
             "votes",
+            "help",
         }
 
     async def test_synced_commands_obey_discord_limits(
@@ -123,6 +124,7 @@ class TestLoginAndSync:
         for name in (*admin, "removeexample", "votes"):
             assert str(permissions[name]) == manage_guild, name
         assert permissions["classify"] is None
+        assert permissions["help"] is None
         assert permissions["Classify message"] is None
 
 
@@ -241,6 +243,23 @@ class TestClassify:
 
         assert exchange.ephemeral
         assert "qwzxv" in exchange.text
+
+
+class TestHelp:
+    async def test_help_lists_the_admin_commands_only_to_admins(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        member = await fake.interact("help", guild_id=GUILD, user_id=new_user())
+        admin = await fake.interact("help", guild_id=GUILD, user_id=ADMIN, admin=True)
+
+        assert member.ephemeral
+        assert admin.ephemeral
+        assert "/classify" in member.text
+        assert "Classify message" in member.text
+        assert "/addclass" not in member.text
+        assert "/classify" in admin.text
+        assert "/addclass" in admin.text
+        assert "/votes" in admin.text
 
 
 class TestMentions:
