@@ -188,6 +188,10 @@ def abstained_detail(best: str, confidence: float, threshold: float) -> str:
     )
 
 
+def only_first(count: int) -> str:
+    return f"Only the first {count:,} characters were classified."
+
+
 def unknown_text_words(words: str) -> str:
     return f"Ignored words the model does not know: {words}"
 

@@ -62,8 +62,13 @@ def _percent(value: float) -> str:
 # -- classification ------------------------------------------------------------------------------
 
 
-def result_embed(result: zsl.Classification, text: str | None = None) -> discord.Embed:
-    """The answer to /classify or "Classify message": one line and bar per ranked class."""
+def result_embed(
+    result: zsl.Classification, text: str | None = None, *, note: str | None = None
+) -> discord.Embed:
+    """The answer to /classify or "Classify message": one line and bar per ranked class.
+
+    ``note`` (ours, not user text) leads the footer, e.g. that only part of a text was read.
+    """
     lines: list[str] = []
     if text:
         quoted = shown(" ".join(text.split()), _SNIPPET)
@@ -86,7 +91,7 @@ def result_embed(result: zsl.Classification, text: str | None = None) -> discord
         description=clip("\n".join(lines), _DESCRIPTION_BUDGET),
         colour=ABSTAIN_COLOUR if result.abstained else FIT_COLOUR,
     )
-    footer = _footer(result)
+    footer = "\n".join(part for part in (note, _footer(result)) if part)
     if footer:
         # Footers do not render markdown, so only mentions need neutralising there.
         embed.set_footer(text=footer)

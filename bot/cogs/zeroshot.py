@@ -166,11 +166,14 @@ class ZeroShotCog(commands.Cog):
         self._check_cooldown(interaction)
         if not message.content.strip():
             raise RefusalError(messages.NO_MESSAGE_TEXT)
-        result = await self.service.classify(guild_id, message.content, top_k=3)
+        # A member cannot shorten someone else's message: classify what fits and say so.
+        text = first_part(message.content, self.service.limits.text_length)
+        note = None if text == message.content else messages.only_first(len(text))
+        result = await self.service.classify(guild_id, text, top_k=3)
         await reply(
             interaction,
-            embed=render.result_embed(result, message.content),
-            view=self._feedback_view(guild_id, message.content, result),
+            embed=render.result_embed(result, text, note=note),
+            view=self._feedback_view(guild_id, text, result),
             ephemeral=False,
         )
 
@@ -458,6 +461,19 @@ class FeedbackView(discord.ui.View):
         self, interaction: Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await self.cog.handle_error(interaction, error)
+
+
+def first_part(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a word boundary when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if not text[limit].isspace():
+        # Drop the word that the limit cut in half (unless it is the only one).
+        boundary = max((i for i, ch in enumerate(cut) if ch.isspace()), default=0)
+        if cut[:boundary].strip():
+            cut = cut[:boundary]
+    return cut.rstrip()
 
 
 async def reply(

@@ -13,7 +13,7 @@ from discord import app_commands
 
 import zsl
 from bot import messages
-from bot.cogs.zeroshot import Cooldown, ZeroShotCog
+from bot.cogs.zeroshot import Cooldown, ZeroShotCog, first_part
 from bot.settings import Settings
 
 GUILD = 42
@@ -160,3 +160,18 @@ class TestCooldown:
         cooldown = Cooldown(0.0, clock=lambda: 5.0)
 
         assert [cooldown.retry_after(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+class TestFirstPart:
+    def test_a_text_within_the_limit_is_kept_whole(self) -> None:
+        assert first_part("what a goal", 11) == "what a goal"
+
+    def test_a_cut_word_is_dropped(self) -> None:
+        assert first_part("what a goal in the match", 14) == "what a goal in"
+        assert first_part("what a goal in the match", 13) == "what a goal"
+
+    def test_a_cut_on_a_space_keeps_every_word(self) -> None:
+        assert first_part("what a goal in the match", 11) == "what a goal"
+
+    def test_one_long_word_is_cut_where_the_limit_is(self) -> None:
+        assert first_part("goooooooal and more", 5) == "goooo"

@@ -222,6 +222,29 @@ class TestClassify:
         assert exchange.ephemeral
         assert "no text to classify" in exchange.text
 
+    async def test_context_menu_on_a_long_message_classifies_its_first_part(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        content = "The striker scored a late goal to win the football match. " * 50
+        message = fake.message_payload(content, guild_id=GUILD)
+
+        exchange = await fake.interact(
+            "Classify message", guild_id=GUILD, user_id=new_user(), target_message=message
+        )
+
+        assert len(content) == 2900  # over the 2,000-character default limit
+        assert not exchange.ephemeral
+        embed = exchange.message["embeds"][0]
+        assert "**sports**" in embed["description"]
+        note = re.match(
+            r"Only the first ([\d,]+) characters were classified\.", embed["footer"]["text"]
+        )
+        assert note is not None, embed["footer"]
+        kept = int(note.group(1).replace(",", ""))
+        assert 1900 < kept <= 2000
+        assert content[kept] == " "  # cut where a word ends
+        assert "Shorten it" not in exchange.text
+
     async def test_second_classify_within_the_cooldown_is_refused(
         self, fake: FakeDiscord, bot: BotProcess
     ) -> None:
