@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -97,6 +98,70 @@ async def test_postgres_schema_is_versioned_and_migrated_once(pg_url: str) -> No
         await db.close()
 
     assert [r[0] for r in versions] == [PG_VERSION]
+
+
+async def test_postgres_stores_hear_each_others_writes_but_not_their_own(pg_url: str) -> None:
+    """Two stores writing through one connection (one backend pid, as when another process's
+    connection gets a pid this one used before a server restart) still tell their writes apart."""
+    import asyncpg
+
+    from zsl.store.postgres import PostgresStore
+
+    await (await open_store(pg_url)).close()  # the schema
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=1)
+    first, second = PostgresStore(pool, pg_url, 5.0), PostgresStore(pool, pg_url, 5.0)
+    heard: dict[str, list[int]] = {"first": [], "second": []}
+
+    async def nothing() -> None:
+        return None
+
+    for name, store in (("first", first), ("second", second)):
+
+        async def changed(guild_id: int, name: str = name) -> None:
+            heard[name].append(guild_id)
+
+        await store.subscribe(changed, nothing)
+    try:
+        await first.insert_class(1, SPORTS, 100)
+        await second.insert_class(2, SPORTS, 100)
+        await first.set_threshold(3, 0.5)
+        await second.set_threshold(4, 0.5)  # heard last by first: everything before has arrived
+        for _ in range(100):
+            if heard["first"][-1:] == [4] and heard["second"][-1:] == [3]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await first.close()
+        await second.close()
+
+    assert heard == {"first": [2, 4], "second": [1, 3]}
+
+
+async def test_postgres_store_hears_the_bare_payload_of_older_versions(pg_url: str) -> None:
+    import asyncpg
+
+    store = await open_store(pg_url)
+    heard: list[int] = []
+
+    async def changed(guild_id: int) -> None:
+        heard.append(guild_id)
+
+    async def nothing() -> None:
+        return None
+
+    await store.subscribe(changed, nothing)
+    db = await asyncpg.connect(pg_url)
+    try:
+        await db.execute("SELECT pg_notify('zsl_guild_changed', '7')")  # a rolling upgrade
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await db.close()
+        await store.close()
+
+    assert heard == [7]
 
 
 class TestRulesInsideTheTransaction:

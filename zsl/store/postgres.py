@@ -1,16 +1,18 @@
 """The shared registry: PostgreSQL through asyncpg, for several bot processes at once.
 
 Same schema and rules as the SQLite store. Each write runs in one transaction that also
-sends ``NOTIFY zsl_guild_changed, '<guild_id>'``; other processes listen and reload just that
-guild (see :meth:`PostgresStore.listen`).
+sends ``NOTIFY zsl_guild_changed, '<guild_id> <origin>'``; other processes listen and reload just
+that guild (see :meth:`PostgresStore._listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "zsl_guild_changed"
+# Which store the write under way goes through, for _notify; set by PostgresStore._run.
+_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("zsl_store_origin")
 
 # Each entry moves the schema one version up; zsl_schema.version counts the applied ones.
 _MIGRATIONS: tuple[str, ...] = (
@@ -112,7 +116,10 @@ class PostgresStore:
         self._timeout = command_timeout
         self._listener: Any = None
         self._closed = False
-        self._own_pids: set[int] = set()
+        # Names this store's writes in their notifications, so that it skips its own. Backend
+        # pids cannot do that: after a server restart in a new PID namespace another process's
+        # connection may get a pid this store once wrote through.
+        self._origin = uuid.uuid4().hex
 
     @classmethod
     async def open(cls, dsn: str, *, command_timeout: float = 5.0) -> PostgresStore:
@@ -173,9 +180,11 @@ class PostgresStore:
             raise StoreError("The class registry is closed. Restart the bot.")
         try:
             async with self._pool.acquire(timeout=self._timeout) as db, db.transaction():
-                # Our own writes' notifications need no reload: see _listen.
-                self._own_pids.add(db.get_server_pid())
-                return await fn(db)
+                origin = _ORIGIN.set(self._origin)
+                try:
+                    return await fn(db)
+                finally:
+                    _ORIGIN.reset(origin)
         except _connection_errors() as exc:
             log.warning("postgres %s failed: %r", verb, exc)
             raise StoreUnavailableError(_UNAVAILABLE.format(verb=verb)) from exc
@@ -413,13 +422,15 @@ class PostgresStore:
 
         pending: set[asyncio.Future[None]] = set()
 
-        def notified(_conn: object, pid: int, _channel: str, payload: str) -> None:
-            if pid in self._own_pids:
-                # This process wrote it and already swapped its snapshot; reloading would
-                # re-embed the whole guild under its lock on every write.
+        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            # "<guild_id> <origin>"; older versions send a bare "<guild_id>", never ours.
+            guild, _, origin = payload.partition(" ")
+            if origin == self._origin:
+                # This store wrote it and its caller already swapped the snapshot; reloading
+                # would re-embed the whole guild under its lock on every write.
                 return
             try:
-                guild_id = int(payload)
+                guild_id = int(guild)
             except ValueError:
                 log.warning("ignoring a malformed notification %r", payload)
                 return
@@ -533,4 +544,4 @@ async def _exists(db: Any, guild_id: int, key: str) -> bool:
 
 
 async def _notify(db: Any, guild_id: int) -> None:
-    await db.execute("SELECT pg_notify($1, $2)", CHANNEL, str(guild_id))
+    await db.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{guild_id} {_ORIGIN.get()}")
