@@ -72,7 +72,7 @@ def main() -> None:
                     encoded = encoder.encode(text)
                 except UnknownWordsError:
                     continue
-                scores.append(calibrated_scores([encoded], [classes]).z[0])
+                scores.append(calibrated_scores([encoded], [classes])[0])
                 gold.append(data.labels.index(label))
             z, y = np.array(scores), np.array(gold)
             confidence = 1 / (1 + np.exp(-scoring.steepness * (z - scoring.midpoint)))

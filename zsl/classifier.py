@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.4
 """Abstain when the winner's confidence is below this (a score of about 1.7)."""
 
+PAD_WORDS = 2_000
+"""A guild whose classes have more words than this is scored apart from the rest of a batch."""
+MEMORY_BUDGET = 16 << 20
+"""Bytes of word-match cosines computed at once while scoring texts."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScoringConfig:
@@ -31,6 +36,8 @@ class ScoringConfig:
     steepness: float = 0.4
     """How fast confidence rises with the score around the midpoint."""
     explain_words: int = 5
+    memory_budget: int = MEMORY_BUDGET
+    """Bytes of word-match cosines held at once while scoring a batch of texts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +105,9 @@ def rank_encoded(
     if not all(len(s) for s in sets):
         raise NoClassesError()
     cfg = config or ScoringConfig()
-    scores = calibrated_scores(encoded, sets)
-    top = _top(scores.z, min(max(1, top_k), scores.z.shape[1]))
-    z = np.take_along_axis(scores.z, top, axis=1).tolist()
+    scores = calibrated_scores(encoded, sets, cfg.memory_budget)
+    top = _top(scores, min(max(1, top_k), scores.shape[1]))
+    z = np.take_along_axis(scores, top, axis=1).tolist()
     results = []
     for i, (text, own) in enumerate(zip(encoded, sets, strict=True)):
         predictions = tuple(
@@ -119,39 +126,27 @@ def rank_encoded(
                 abstained=predictions[0].confidence < limit,
                 threshold=limit,
                 unknown_words=text.unknown_words,
-                evidence=_evidence(
-                    text,
-                    scores.similarity[i, : len(text.words)],
-                    own,
-                    int(top[i, 0]),
-                    cfg.explain_words,
-                ),
+                evidence=_evidence(text, own, int(top[i, 0]), cfg.explain_words),
             )
         )
     return results
 
 
-@dataclass(frozen=True, slots=True)
-class Scores:
-    """Calibrated scores of several texts, each against its own class set."""
-
-    z: npt.NDArray[np.float32]
-    """texts x classes: how far each match stands above ordinary text, in standard deviations
-    (-inf past the end of a text's class set)."""
-    similarity: npt.NDArray[np.float32]
-    """texts x words x class words: each text word's cosine with each word of its classes."""
-
-
-def calibrated_scores(encoded: Sequence[Encoded], classes: Sequence[ClassSet]) -> Scores:
-    """Each class's score for each text, in standard deviations above ordinary text.
+def calibrated_scores(
+    encoded: Sequence[Encoded], classes: Sequence[ClassSet], memory_budget: int = MEMORY_BUDGET
+) -> npt.NDArray[np.float32]:
+    """Each class's score for each text (texts x classes), in standard deviations above
+    ordinary text; -inf past the end of a text's class set.
 
     Two views are combined: the cosine of the averaged vectors (what the text is about) and
     word matching (for each class word, its best match among the text's words). Each is
     z-scored against the class's own scores on ordinary text, they are averaged, and the
     average is standardised again, so every class is judged on the same scale.
 
-    Texts and class sets of different sizes are padded to the largest, so that a batch from
-    many guilds is one batched product rather than one small product per guild.
+    Guilds with up to ``PAD_WORDS`` class words are padded to the largest of them and scored
+    in one batched product; a guild with more is scored on its own (padding every other
+    guild to its size would cost more). Either way the products run in blocks of about
+    ``memory_budget`` bytes, so no batch of texts can make them large.
     """
     slot: dict[int, int] = {}
     distinct: list[ClassSet] = []
@@ -159,45 +154,84 @@ def calibrated_scores(encoded: Sequence[Encoded], classes: Sequence[ClassSet]) -
         if slot.setdefault(id(s), len(distinct)) == len(distinct):
             distinct.append(s)
     which = np.array([slot[id(s)] for s in classes], dtype=np.intp)
-    longest = max(len(e.words) for e in encoded)
-    text_words = np.zeros((len(encoded), longest, encoded[0].vector.shape[0]), np.float32)
-    padding = np.ones((len(encoded), longest), bool)
-    for i, e in enumerate(encoded):
-        text_words[i, : len(e.words)] = e.word_vectors
-        padding[i, : len(e.words)] = False
-    vectors = np.stack([e.vector for e in encoded])
+    z = np.full((len(encoded), max(len(s) for s in distinct)), -np.inf, np.float32)
+    padded = [j for j, s in enumerate(distinct) if len(s.words) <= PAD_WORDS]
+    groups = [[j] for j, s in enumerate(distinct) if len(s.words) > PAD_WORDS]
+    groups += [padded] if padded else []
+    for group in groups:
+        texts = np.flatnonzero(np.isin(which, group)).tolist()
+        members = [distinct[j] for j in group]
+        local = np.searchsorted(group, which[texts]) if len(group) > 1 else None
+        scored = _scores([encoded[t] for t in texts], members, local, memory_budget)
+        z[texts, : scored.shape[1]] = scored
+    return z
 
-    if len(distinct) == 1:  # one guild's texts: plain products, nothing to pad or gather
-        only = distinct[0]
-        similarity = _masked(text_words @ only.words.T, padding)
-        matched = np.add.reduceat(
-            similarity.max(axis=1) * only.word_scale, only.word_starts, axis=1
-        )
+
+def _scores(
+    encoded: Sequence[Encoded],
+    sets: list[ClassSet],
+    which: npt.NDArray[np.intp] | None,
+    budget: int,
+) -> npt.NDArray[np.float32]:
+    """Scores of texts against one class set, or of each against ``sets[which[i]]``."""
+    vectors = np.stack([e.vector for e in encoded])
+    if which is None:  # one class set: plain products, nothing to pad or gather
+        only = sets[0]
+        best = _best_matches(encoded, only.words, budget)
+        matched = np.add.reduceat(best * only.word_scale, only.word_starts, axis=1)
         z = (vectors @ only.matrix.T) * only.vector_scale + matched - only.offset
-        return Scores(np.asarray(z, dtype=np.float32), similarity)
-    most_classes = max(len(s) for s in distinct)
-    word_class, word_scale, class_words = _padded_words(distinct, most_classes)
-    vector_scale, offset, matrix = _padded_classes(distinct, most_classes)
-    similarity = _masked(np.matmul(text_words, class_words[which].transpose(0, 2, 1)), padding)
+        return np.asarray(z, np.float32)
+    most_classes = max(len(s) for s in sets)
+    word_class, word_scale, class_words = _padded_words(sets, most_classes)
+    vector_scale, offset, matrix = _padded_classes(sets, most_classes)
+    best = _best_matches(encoded, class_words, budget, which)
     cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
     # Sum each class's weighted best matches: one bincount over (text, class) cells.
     cells = word_class[which] + (most_classes + 1) * np.arange(len(encoded))[:, None]
     matched = np.bincount(
         cells.ravel(),
-        weights=(similarity.max(axis=1) * word_scale[which]).ravel(),
+        weights=(best * word_scale[which]).ravel(),
         minlength=len(encoded) * (most_classes + 1),
     ).reshape(len(encoded), most_classes + 1)[:, :most_classes]
-    z = cosines * vector_scale[which] + matched - offset[which]
-    return Scores(np.asarray(z, dtype=np.float32), similarity)
+    return np.asarray(cosines * vector_scale[which] + matched - offset[which], np.float32)
 
 
-def _masked(
-    similarity: npt.NDArray[np.float32], padding: npt.NDArray[np.bool_]
+def _best_matches(
+    encoded: Sequence[Encoded],
+    class_words: npt.NDArray[np.float32],
+    budget: int,
+    which: npt.NDArray[np.intp] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Padding words (of texts shorter than the batch's longest) are never a best match."""
-    if padding.any():
-        similarity[padding] = -np.inf
-    return similarity
+    """For each text and each class word, the best cosine among the text's words.
+
+    ``class_words`` is one matrix (words x dim) shared by every text, or one per set (sets x
+    words x dim) with ``which`` naming each text's set. Texts go in blocks, and the class
+    words in slices, so that the cosines of one step stay within about ``budget`` bytes.
+    """
+    size, dim = class_words.shape[-2], class_words.shape[-1]
+    longest = max(len(e.words) for e in encoded)
+    gathered = dim if which is not None else 0  # each text's own copy of its class words
+    per_text = 4 * (longest * dim + size * (longest + gathered))
+    step = max(1, budget // per_text)
+    span = size if per_text <= budget else max(1, budget // (4 * (longest + gathered)))
+    best = np.empty((len(encoded), size), np.float32)
+    for start in range(0, len(encoded), step):
+        block = encoded[start : start + step]
+        # Shorter texts repeat their first word: a repeated word never changes a maximum.
+        words = np.stack(
+            [
+                np.concatenate([e.word_vectors] + [e.word_vectors[:1]] * (longest - len(e.words)))
+                for e in block
+            ]
+        )
+        for first in range(0, size, span):
+            if which is None:
+                cosines = words @ class_words[first : first + span].T
+            else:
+                own = class_words[which[start : start + step], first : first + span]
+                cosines = np.matmul(words, own.transpose(0, 2, 1))
+            best[start : start + len(block), first : first + span] = cosines.max(axis=1)
+    return best
 
 
 def _padded_words(
@@ -245,17 +279,12 @@ def _top(z: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
     return candidates[rows, np.lexsort((candidates, -z[rows, candidates]))]
 
 
-def _evidence(
-    encoded: Encoded,
-    similarity: npt.NDArray[np.float32],
-    classes: ClassSet,
-    winner: int,
-    count: int,
-) -> tuple[str, ...]:
+def _evidence(encoded: Encoded, classes: ClassSet, winner: int, count: int) -> tuple[str, ...]:
     """Text words closest to the winning class's own words, weighted by their rarity."""
     start = classes.word_starts[winner]
     stop = classes.word_starts[winner + 1] if winner + 1 < len(classes) else len(classes.words)
-    pull = encoded.weights * similarity[:, start:stop].max(axis=1)
+    similarity = encoded.word_vectors @ classes.words[start:stop].T
+    pull = encoded.weights * similarity.max(axis=1)
     strongest = float(pull.max())
     best: dict[str, float] = {}
     for word, value in zip(encoded.words, pull.tolist(), strict=True):

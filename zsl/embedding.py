@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
+
+_SHOWN_UNKNOWN = 50
+"""At most this many unknown words of a text are reported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,11 @@ class EncoderConfig:
     """A class defined by its name alone also listens for this many of its nearest words."""
     expansion_vocabulary: int = 50_000
     """... chosen among this many most frequent words."""
+    max_text_words: int = 256
+    """A text contributes at most this many distinct words (the first ones): the bound on what
+    one text can cost, whatever its length; ordinary messages have far fewer."""
+    max_word_length: int = 60
+    """Longer tokens are not looked up: no model has such words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +68,11 @@ class Encoded:
     vector: Vector
     """Unit vector of the whole text."""
     words: tuple[str, ...]
-    """Known words in text order (as they were looked up)."""
+    """Distinct known words in text order (as first looked up)."""
     word_vectors: Matrix
     """One unit row per known word, in the same transformed space as ``vector``."""
     weights: npt.NDArray[np.float32]
-    """Frequency weight of each known word."""
+    """Each known word's frequency weight times its occurrences in the text."""
     unknown_words: tuple[str, ...]
     raw: Matrix
     """The words' vectors as the model has them (to re-weigh or extend the bag)."""
@@ -126,34 +134,63 @@ class Encoder:
         """Encode several texts at once; a text with no known word gets its error instead.
 
         One pass of array operations serves the whole batch, which is most of the saving:
-        per text, the cost left is looking its words up.
+        per text, the cost left is looking its words up. A word that occurs several times is
+        kept once with its weight multiplied (the same average, and word matching takes the
+        best match anyway), and a text contributes at most ``max_text_words`` distinct words,
+        so no text can make the arrays of a batch large, whatever it repeats.
         """
-        bags: list[tuple[tuple[str, ...], npt.NDArray[np.intp], tuple[str, ...]]] = []
+        bags: list[tuple[tuple[str, ...], list[int], list[int], tuple[str, ...]]] = []
         errors: list[UnknownWordsError | None] = []  # per text: None when it has known words
         subwords: list[tuple[int, Vector]] = []  # (row in the batch, vector built by fastText)
         offset = 0
         for text in texts:
+            slots: dict[int | str, int] = {}  # model row (or unseen word) -> place in the bag
             words: list[str] = []
             rows: list[int] = []
-            subword: dict[int, Vector] = {}
-            unknown: list[str] = []
+            counts: list[int] = []
+            unknown: dict[str, None] = {}
+            occurrences: dict[str, int] = {}  # a token repeated is looked up once
             for token in tokenize(text):
-                self._lookup(token, words, rows, subword, unknown)
+                occurrences[token] = occurrences.get(token, 0) + 1
+            for token, times in occurrences.items():
+                for word, row in self._known_words(token, unknown):
+                    key: int | str = word if isinstance(row, np.ndarray) else row
+                    place = slots.get(key)
+                    if place is not None:
+                        counts[place] += times
+                        continue
+                    if len(words) >= self.config.max_text_words:
+                        continue
+                    slots[key] = len(words)
+                    if isinstance(row, np.ndarray):
+                        # An unseen word is rare: it takes the place (and weight) of the rarest.
+                        subwords.append((offset + len(words), row))
+                        row = len(self.vectors) - 1
+                    words.append(word)
+                    rows.append(row)
+                    counts.append(times)
+            shown_unknown = tuple(itertools.islice(unknown, _SHOWN_UNKNOWN))
             if not words:
-                errors.append(UnknownWordsError(unknown, what=what))
+                errors.append(UnknownWordsError(shown_unknown, what=what))
                 continue
             errors.append(None)
-            bags.append((tuple(words), np.asarray(rows, dtype=np.intp), tuple(unknown)))
-            subwords.extend((offset + position, row) for position, row in subword.items())
+            bags.append((tuple(words), rows, counts, shown_unknown))
             offset += len(words)
         encoded: list[Encoded] = []
         if bags:
-            index = np.concatenate([rows for _, rows, _ in bags])
+            index = np.fromiter(
+                itertools.chain.from_iterable(rows for _, rows, _, _ in bags), np.intp, offset
+            )
+            counts_all = np.fromiter(
+                itertools.chain.from_iterable(c for _, _, c, _ in bags), np.float32, offset
+            )
             raw = np.asarray(self._matrix[index], dtype=np.float32)
             for position, row in subwords:
                 raw[position] = row
             encoded = self._bags(
-                [(words, unknown) for words, _, unknown in bags], raw, self._weights[index]
+                [(words, unknown) for words, _, _, unknown in bags],
+                raw,
+                self._weights[index] * counts_all,
             )
         known = iter(encoded)
         return [next(known) if error is None else error for error in errors]
@@ -222,44 +259,42 @@ class Encoder:
         matrix = _normalise_rows(self._transform_rows(self._matrix[:size][keep]))
         return [words[i] for i in keep], matrix
 
-    def _lookup(
-        self,
-        token: str,
-        words: list[str],
-        rows: list[int],
-        subword: dict[int, Vector],
-        unknown: list[str],
-    ) -> None:
-        index = self.vectors.index(token)
-        if index is not None:
-            words.append(token)
-            rows.append(index)
-            return
-        if "'" in token:  # split clitics as GloVe's tokenizer did: do n't, it 's
-            head, _, tail = token.rpartition("'")
-            stem, clitic = (
-                (head[:-1], "n't") if tail == "t" and head.endswith("n") else (head, "'" + tail)
-            )
-            self._lookup(stem, words, rows, subword, unknown)
-            clitic_index = self.vectors.index(clitic)
-            if clitic_index is not None:  # a model without clitics loses nothing that matters
-                words.append(clitic)
-                rows.append(clitic_index)
-            return
-        parts = [p for p in token.split("-") if p]
-        if len(parts) > 1:  # "e-sports": the parts may be known on their own
-            for part in parts:
-                self._lookup(part, words, rows, subword, unknown)
-            return
-        if self.vectors.subword_vector is not None:  # fastText builds unknown words from n-grams
-            row = self.vectors.subword_vector(token)
-            if np.any(row):
-                # An unseen word is rare: it takes the place (and weight) of the rarest word.
-                subword[len(rows)] = row
-                words.append(token)
-                rows.append(len(self.vectors) - 1)
-                return
-        unknown.append(token)
+    def _known_words(
+        self, token: str, unknown: dict[str, None]
+    ) -> Iterator[tuple[str, int | Vector]]:
+        """The known words a token stands for, in order: each with its model row, or with a
+        vector built from subwords (fastText). What cannot be known goes into ``unknown``.
+
+        A loop over a work list, never recursion: a token may hold a thousand apostrophes.
+        """
+        pending: list[tuple[str, bool]] = [(token, False)]  # (word, only if known: a clitic)
+        while pending:
+            word, optional = pending.pop()
+            too_long = len(word) > self.config.max_word_length  # no model has such words
+            index = None if too_long else self.vectors.index(word)
+            if index is not None:
+                yield word, index
+                continue
+            if optional or not word:  # a model without clitics loses nothing that matters
+                continue
+            if "'" in word:  # split clitics as GloVe's tokenizer did: do n't, it 's
+                head, _, tail = word.rpartition("'")
+                stem, clitic = (
+                    (head[:-1], "n't") if tail == "t" and head.endswith("n") else (head, "'" + tail)
+                )
+                pending += [(clitic, True), (stem, False)]  # the stem comes out first
+                continue
+            parts = [p for p in word.split("-") if p]
+            if len(parts) > 1:  # "e-sports": the parts may be known on their own
+                pending += [(part, False) for part in reversed(parts)]
+                continue
+            if self.vectors.subword_vector is not None and not too_long:
+                row = self.vectors.subword_vector(word)  # fastText builds it from n-grams
+                if np.any(row):
+                    yield word, row
+                    continue
+            if len(unknown) < _SHOWN_UNKNOWN:
+                unknown[word[: self.config.max_word_length]] = None
 
     def _transform_rows(self, matrix: Matrix) -> Matrix:
         # (x - mean) minus its common components, as one affine map: x @ P - mean @ P.

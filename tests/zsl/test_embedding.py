@@ -68,3 +68,31 @@ def test_real_model_weights_and_refuses_gibberish(glove: WordVectors) -> None:
 
     weight = dict(zip(encoded.words, encoded.weights.tolist(), strict=True))
     assert weight["goal"] > 5 * weight["the"]
+
+
+def test_a_repeated_word_is_kept_once_with_its_weight_multiplied(tiny: WordVectors) -> None:
+    encoder = Encoder(tiny)
+
+    once, twice = encoder.encode("football album"), encoder.encode("football album football x2")
+    weight = dict(zip(twice.words, twice.weights.tolist(), strict=True))
+
+    assert twice.words == ("football", "album")
+    assert weight["football"] == pytest.approx(2 * once.weights[0])
+    assert float(twice.vector @ once.vector) < 0.999  # the repeated word pulls harder
+
+
+def test_a_text_contributes_at_most_max_text_words_distinct_words(glove: WordVectors) -> None:
+    words = [w for w in list(glove.key_to_index)[1000:3000] if w.isalpha()][:400]
+    encoder = Encoder(glove)
+
+    encoded = encoder.encode(" ".join(words))
+
+    assert encoded.words == tuple(words[: encoder.config.max_text_words])
+
+
+def test_a_thousand_apostrophes_never_recurse(glove: WordVectors) -> None:
+    # The clitic split used to recurse once per apostrophe: RecursionError past ~1,000.
+    encoded = Encoder(glove).encode("a'" * 5000 + "a")
+
+    assert set(encoded.words) <= {"a", "'a"}
+    assert encoded.words[0] == "a"
