@@ -53,10 +53,6 @@ CLASSIFY_BATCH = 64
 small enough that answering one batch never holds the event loop for long."""
 
 
-PAD_WORDS = 2_000
-"""A guild whose classes have more words than this is ranked apart from the rest of a batch."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Request:
     snapshot: ClassSet
@@ -368,23 +364,36 @@ class ZeroShotService:
         return self.threshold(guild_id)
 
     async def reload(self, guild_id: int | None = None) -> None:
-        """Re-read one guild (or all) from the store, e.g. after another process changed it."""
+        """Re-read one guild (or all) from the store, e.g. after another process changed it.
+
+        Only what changed is embedded again: a guild whose classes are as they were keeps its
+        snapshot, and a changed guild keeps the vectors of its unchanged classes.
+        """
         if guild_id is None:
             # Not under the guild locks: a guild written or reloaded meanwhile already holds
             # something newer than what this read saw, so it is left as it is.
             seen = dict(self._generations)
             records = await self.store.load_all()
-            known = records.keys() | self._snapshots.keys() | self._unbuilt.keys()
-            for changed in known - {
-                g for g in self._generations if self._generations[g] != seen.get(g)
-            }:
-                self._snapshots.pop(changed, None)
-                self._unbuilt[changed] = records.get(changed, GuildRecord())
-                self._generations[changed] = self._generations.get(changed, 0) + 1
+            for guild in records.keys() | self._snapshots.keys() | self._unbuilt.keys():
+                record = records.get(guild, GuildRecord())
+                if self._generations.get(guild) != seen.get(guild):
+                    continue
+                if self._refreshed(guild, record):
+                    continue
+                self._snapshots.pop(guild, None)
+                self._unbuilt[guild] = record
+                self._generations[guild] = self._generations.get(guild, 0) + 1
             return
         async with self._lock(guild_id):
             record = await self.store.load_guild(guild_id)
-            self._swap(guild_id, await self._run(_build, self.encoder, guild_id, record))
+            if self._refreshed(guild_id, record):
+                return
+            previous = self._snapshots.get(guild_id)
+            if previous is None:  # not used since loading: it is embedded on its first use
+                self._unbuilt[guild_id] = record
+                self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
+                return
+            self._swap(guild_id, await self._run(_build, self.encoder, guild_id, record, previous))
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -392,6 +401,24 @@ class ZeroShotService:
         self._unbuilt.pop(guild_id, None)
         self._snapshots[guild_id] = snapshot
         self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
+
+    def _refreshed(self, guild_id: int, record: GuildRecord) -> bool:
+        """Take ``record`` in without embedding anything, if the guild's classes are the same.
+
+        Returns False when they differ (the caller embeds what changed).
+        """
+        current = self._record(guild_id)
+        if len(current.classes) != len(record.classes) or set(current.classes) != set(
+            record.classes
+        ):
+            return False
+        if current.threshold != record.threshold:
+            if guild_id in self._snapshots:
+                self._swap(guild_id, self._snapshots[guild_id].with_threshold(record.threshold))
+            else:
+                self._unbuilt[guild_id] = record
+                self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
+        return True
 
     def _record(self, guild_id: int) -> GuildRecord:
         """What the guild holds, built or not: its definitions and settings."""
@@ -449,18 +476,13 @@ def _rank_together(
     answers: dict[int, Classification | Exception] = {
         position: text for position, text in enumerate(encoded) if not isinstance(text, Encoded)
     }
-    # Texts are ranked together, each against its own guild's classes, except in a guild with
-    # very many classes: padding every other guild's classes to its size would cost more.
-    groups: dict[tuple[int, int], dict[int, tuple[Encoded, ClassSet]]] = {}
+    groups: dict[int, dict[int, tuple[Encoded, ClassSet]]] = {}  # top_k -> position -> text
     for position, (request, text) in enumerate(zip(batch, encoded, strict=True)):
         if isinstance(text, Encoded):
-            snapshot = request.snapshot
-            alone = id(snapshot) if len(snapshot.words) > PAD_WORDS else 0
-            groups.setdefault((alone, request.top_k), {})[position] = (text, snapshot)
-    for (_, top_k), members in groups.items():
+            groups.setdefault(request.top_k, {})[position] = (text, request.snapshot)
+    for top_k, members in groups.items():
         texts, sets = zip(*members.values(), strict=True)
-        ranked = rank_encoded(texts, sets, top_k, None, scoring)
-        answers.update(zip(members, ranked, strict=True))
+        answers.update(zip(members, rank_encoded(texts, sets, top_k, None, scoring), strict=True))
     return [answers[position] for position in range(len(batch))]
 
 
@@ -486,10 +508,17 @@ def _replace(
     return current.replaced(old_name, embed_class(encoder, definition))
 
 
-def _build(encoder: Encoder, guild_id: int, record: GuildRecord) -> ClassSet:
+def _build(
+    encoder: Encoder, guild_id: int, record: GuildRecord, previous: ClassSet = ClassSet.EMPTY
+) -> ClassSet:
+    """The guild's snapshot; classes that ``previous`` already holds unchanged are reused."""
+    reusable = {c.definition: c for c in previous.classes}
     vectors: list[ClassVector] = []
     dormant: list[ClassDefinition] = []
     for definition in record.classes:
+        if definition in reusable:
+            vectors.append(reusable[definition])
+            continue
         try:
             vectors.append(embed_class(encoder, definition))
         except UnknownWordsError:

@@ -527,9 +527,9 @@ class TestLazyBuilding:
         built: list[int] = []
         real_build = zsl.service._build
 
-        def spy(encoder: Any, guild_id: int, record: Any) -> Any:
+        def spy(encoder: Any, guild_id: int, *rest: Any) -> Any:
             built.append(guild_id)
-            return real_build(encoder, guild_id, record)
+            return real_build(encoder, guild_id, *rest)
 
         monkeypatch.setattr(zsl.service, "_build", spy)
         return built
@@ -567,6 +567,52 @@ class TestLazyBuilding:
         assert after_classify == [2]
         assert built == [2, 3]
 
+    async def test_a_full_reload_embeds_again_only_the_guilds_that_changed(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # After a lost PostgreSQL connection every guild may have changed meanwhile; the
+        # service compares and drops only the changed ones, so first uses stay rare.
+        async with await ZeroShotService.open(glove, db_url) as service:
+            for guild in (1, 2, 3):
+                for name, description in TOPICS:
+                    await service.add_class(guild, name, description)
+            other = await open_store(db_url)  # another process, while we were disconnected
+            await other.insert_class(2, ClassDefinition("weather", "rain snow forecast"), 100)
+            await other.set_threshold(3, 0.3)
+            await other.close()
+            built = self._count_builds(monkeypatch)
+
+            await service.reload()
+            results = [await service.classify(g, "heavy rain and snow tomorrow") for g in (1, 2, 3)]
+
+        assert built == [2]
+        assert [r.top.name for r in results][1] == "weather"
+        assert [r.threshold for r in results] == [zsl.DEFAULT_THRESHOLD] * 2 + [0.3]
+
+    async def test_a_changed_guild_embeds_again_only_its_changed_classes(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        embedded: list[str] = []
+        real_embed = zsl.service.embed_class
+
+        def spy(encoder: Any, definition: ClassDefinition) -> Any:
+            embedded.append(definition.name)
+            return real_embed(encoder, definition)
+
+        async with await _service(glove, db_url) as service:
+            await service.classify(1, "What a goal!")
+            other = await open_store(db_url)
+            await other.replace_class(1, "music", ClassDefinition("music", "song album guitar"))
+            await other.close()
+            monkeypatch.setattr(zsl.service, "embed_class", spy)
+
+            await service.reload(1)  # what a notification from the other process does
+            await service.reload(1)  # a second notice of the same change changes nothing
+            result = await service.classify(1, "a new guitar album")
+
+        assert embedded == ["music"]
+        assert result.top.name == "music"
+
     async def test_a_full_reload_while_a_guild_is_being_embedded_wins(
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -576,10 +622,10 @@ class TestLazyBuilding:
         reloaded = threading.Event()
         real_build = zsl.service._build
 
-        def slow_build(encoder: Any, guild_id: int, record: Any) -> Any:
+        def slow_build(encoder: Any, guild_id: int, *rest: Any) -> Any:
             embedding.set()
             reloaded.wait(timeout=10)
-            return real_build(encoder, guild_id, record)
+            return real_build(encoder, guild_id, *rest)
 
         async with await ZeroShotService.open(glove, db_url) as service:
             other = await open_store(db_url)  # another process adds a class meanwhile
