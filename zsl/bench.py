@@ -6,6 +6,9 @@ latency     one chat-length text through ZeroShotService at 10 ... 10,000 classe
             averaging and, when the ``distill`` extra is installed, all-MiniLM-L6-v2
 throughput  500 concurrent classify calls over 100 guilds while admins add classes: texts per
             second and how late the event loop runs (its lag)
+hostile     64 worst-case texts classified at once in a guild of 100 long classes: the peak
+            memory they add (beside what matching every word of each text against every class
+            word at once would take) and the time of the batch
 coldstart   a new process until the service is ready: our converted model, gensim's native
             file, and the raw vectors as shipped
 memory      proportional set size (PSS) of 1 and of 4 processes that loaded the model
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +43,10 @@ from zsl.errors import ZslError
 from zsl.naive import NaiveClassifier
 from zsl.service import ZeroShotService
 from zsl.store.base import name_key
+from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
-SECTIONS = ("latency", "throughput", "coldstart", "memory", "registry", "writes")
+SECTIONS = ("latency", "throughput", "hostile", "coldstart", "memory", "registry", "writes")
 
 # Benchmarks build classes as /addclass would, but beyond what a chat server may hold.
 UNLIMITED = Limits(
@@ -574,6 +579,54 @@ async def memory(vectors: WordVectors, args: argparse.Namespace) -> None:
     )
 
 
+# -- hostile ------------------------------------------------------------------------------------
+
+HOSTILE = (
+    ("chat message", CHAT[0]),
+    ("'\u249c' x 2000 (NFKC: 2,000 words)", "\u249c" * 2000),
+    ("'a ' x 1000", "a " * 1000),
+    ("\"a'\" x 990 + 'a'", "a'" * 990 + "a"),
+)
+
+
+async def hostile(vectors: WordVectors, args: argparse.Namespace) -> None:
+    batch = 64
+    words = [w for w in _frequent_words(vectors, 1000, 20_000) if w.isalpha()]
+    rng = np.random.default_rng(4)
+    texts = [*HOSTILE, ("2,000 characters of distinct words", " ".join(words[:600])[:2000])]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        async with _service(vectors, folder) as service:
+            for i in range(100):  # descriptions just under the 300-character default limit
+                picked = " ".join(words[j] for j in rng.permutation(len(words))[:60])
+                await service.add_class(1, f"class {i}", picked[:290].rsplit(" ", 1)[0])
+            class_words = sum(
+                len(tokenize(f"{d.name} {d.description}")) for d in service.classes(1)
+            )
+            for label, text in texts:
+                await service.classify(1, text)  # warm: the guild is embedded, caches filled
+                started = time.perf_counter()
+                await asyncio.gather(*(service.classify(1, text) for _ in range(batch)))
+                elapsed = time.perf_counter() - started
+                tracemalloc.start()  # apart from the timing: tracing slows every allocation
+                try:
+                    await asyncio.gather(*(service.classify(1, text) for _ in range(batch)))
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                # What one array of texts x text words x class words (float32) would take.
+                unbounded = batch * len(tokenize(text)) * class_words * 4
+                rows.append(
+                    [label, f"{peak / 2**20:.1f}", f"{unbounded / 2**20:,.0f}", _ms(elapsed)]
+                )
+    _table(
+        ["texts", "peak MB", "every word at once MB", "batch ms"],
+        rows,
+        f"hostile: {batch} texts at once, 100 classes of ~290 characters ({class_words:,} class "
+        "words); peak = memory they add (tracemalloc)",
+    )
+
+
 # -- registry -----------------------------------------------------------------------------------
 
 
@@ -672,6 +725,7 @@ async def writes(vectors: WordVectors, args: argparse.Namespace) -> None:
 _RUNNERS: dict[str, Callable[[WordVectors, argparse.Namespace], Awaitable[None]]] = {
     "latency": latency,
     "throughput": throughput,
+    "hostile": hostile,
     "coldstart": coldstart,
     "memory": memory,
     "registry": registry,

@@ -26,7 +26,7 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for title in ("latency", "throughput", "cold start", "memory", "registry", "writes"):
+    for title in ("latency", "throughput", "hostile", "cold start", "memory", "registry", "writes"):
         assert f"\n{title}: " in out, f"no {title} section in:\n{out}"
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert float(rows["12"][1]) > 0  # service latency at 12 classes
@@ -35,3 +35,6 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
     assert rows["SQLite"][1] == rows["PostgreSQL"][1] == "3"
     assert "converted, 1 BLAS thread" in out
     assert rows["converted"][1] != "-"
+    hostile = [line for line in out.splitlines() if "x 2000 (NFKC" in line]
+    assert len(hostile) == 1
+    assert float(hostile[0].split()[-3]) < 100  # the peak MB that 64 such texts add
