@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +17,7 @@ from dotenv import load_dotenv
 
 import zsl
 from bot import messages
+from zsl.store import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,13 @@ class Settings:
         if not self.token:
             raise SettingsError(messages.TOKEN_MISSING)
         return self.token
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: the token and the database password stay out.
+        shown = {field.name: getattr(self, field.name) for field in fields(self)}
+        shown["token"] = "***" if self.token else None
+        shown["database_url"] = redact_url(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
 
 def _get(values: Mapping[str, str], key: str, parse: Callable[[str], T], default: T) -> T:

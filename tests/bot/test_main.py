@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot import messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,3 +49,19 @@ def test_token_in_env_file_is_used(tmp_path: Path) -> None:
     # The token was found (no TOKEN_MISSING); the next setting in the file is checked.
     assert result.returncode == 2
     assert result.stderr.strip() == "SHARD_IDS needs SHARD_COUNT too (the total number of shards)."
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://zsl:S3cretPW@h/zsl",
+        "mysql://zsl:S3cretPW@h/zsl",
+        "postgresql://zsl:S3cretPW@127.0.0.1:1/zsl",
+    ],
+)
+def test_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
+    result = run_bot(tmp_path, DISCORD_TOKEN="x", ZSL_DATABASE_URL=url, LOG_LEVEL="DEBUG")
+
+    assert result.returncode == 2
+    assert "S3cretPW" not in result.stderr + result.stdout
+    assert url.replace("S3cretPW", "***") in result.stderr.splitlines()[-1]

@@ -79,6 +79,24 @@ def test_every_key_is_read() -> None:
     )
 
 
+def test_repr_hides_the_token_and_the_database_password() -> None:
+    settings = Settings.from_mapping(
+        {
+            "DISCORD_TOKEN": "MTIz.token-secret",
+            "ZSL_DATABASE_URL": "postgresql://zsl:S3cretPW@db/zsl",
+        }
+    )
+
+    shown = repr(settings)
+
+    assert "token-secret" not in shown
+    assert "S3cretPW" not in shown
+    assert "token='***'" in shown
+    assert "database_url='postgresql://zsl:***@db/zsl'" in shown
+    assert f"model={zsl.DEFAULT_MODEL!r}" in shown  # the rest is shown as it is
+    assert "token=None" in repr(Settings.from_mapping({}))
+
+
 def test_empty_values_mean_unset() -> None:
     settings = Settings.from_mapping({"ZSL_MAX_CLASSES": "", "DEV_GUILD_ID": "  "})
 

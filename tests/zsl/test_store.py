@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from zsl.errors import (
     DuplicateClassError,
     ExampleLimitError,
 )
-from zsl.store import ClassDefinition, GuildRecord, open_store
+from zsl.store import ClassDefinition, GuildRecord, open_store, redact_url
 from zsl.store.base import Vote
 from zsl.store.sqlite import SCHEMA_VERSION
 
@@ -81,6 +82,50 @@ async def test_refuses_unknown_urls(url: str) -> None:
 async def test_unreachable_postgres_is_one_sentence() -> None:
     with pytest.raises(StoreError, match=r"Cannot connect to PostgreSQL.*ZSL_DATABASE_URL"):
         await open_store("postgresql://nobody@127.0.0.1:1/none")
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+asyncpg://zsl:S3cretPW@h/zsl", "postgresql+asyncpg://zsl:***@h/zsl"),
+        ("mysql://zsl:S3cretPW@h:3306/zsl", "mysql://zsl:***@h:3306/zsl"),
+        ("postgresql://zsl:S3cret/PW@h/zsl", "postgresql://zsl:***@h/zsl"),  # unescaped
+        (
+            "postgresql://zsl@h/zsl?sslmode=require&password=S3cretPW",
+            "postgresql://zsl@h/zsl?sslmode=require&password=***",
+        ),
+        ("host=h password='S3cret PW' user=zsl", "host=h password=*** user=zsl"),
+        ("postgresql://postgres@127.0.0.1:5432/db", "postgresql://postgres@127.0.0.1:5432/db"),
+        ("sqlite:////srv/zsl/data.sqlite3", "sqlite:////srv/zsl/data.sqlite3"),
+    ],
+)
+async def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://zsl:S3cretPW@h/zsl",
+        "mysql://zsl:S3cretPW@h/zsl",
+        "postgresql://zsl:S3cretPW@127.0.0.1:1/zsl",
+        "postgresql://zsl@127.0.0.1:1/zsl?password=S3cretPW",
+    ],
+)
+async def test_refusals_show_the_url_without_its_password(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(StoreError) as refused:
+        await open_store(url)
+
+    assert redact_url(url) in str(refused.value)
+    assert SECRET not in str(refused.value)
+    assert SECRET not in caplog.text
 
 
 async def test_postgres_schema_is_versioned_and_migrated_once(pg_url: str) -> None:

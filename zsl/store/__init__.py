@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from zsl.errors import StoreError
 from zsl.store.base import ClassDefinition, GuildRecord, Store, Vote, name_key
 from zsl.store.sqlite import SQLiteStore
@@ -17,7 +19,27 @@ __all__ = [
     "Vote",
     "name_key",
     "open_store",
+    "redact_url",
 ]
+
+# password=... in a URL's query or a key=value connection string, quoted or not.
+_PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` as a message or a log line may show it: any password replaced by ``***``.
+
+    Errs on the side of hiding: in a malformed URL everything between the first ``:`` of the
+    user part and the last ``@`` is hidden.
+    """
+    prefix, sep, rest = url.partition("://")
+    if not sep:
+        prefix, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if at and colon:
+        rest = f"{user}:***@{host}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", prefix + sep + rest)
 
 
 async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
@@ -35,10 +57,11 @@ async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
     if sep and scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise StoreError(
-                f"The database URL {url} has no file path. Use sqlite:///data/zsl.sqlite3."
+                f"The database URL {redact_url(url)} has no file path. Use "
+                "sqlite:///data/zsl.sqlite3."
             )
         return await SQLiteStore.open(rest[1:])
     raise StoreError(
-        f"The database URL {url} is not supported. Use sqlite:///path/to/file.sqlite3 or "
-        "postgresql://user:password@host/database."
+        f"The database URL {redact_url(url)} is not supported. Use "
+        "sqlite:///path/to/file.sqlite3 or postgresql://user:password@host/database."
     )

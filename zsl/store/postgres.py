@@ -24,6 +24,7 @@ from zsl.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from zsl.store import redact_url
 from zsl.store.base import ClassDefinition, GuildRecord, Vote, name_key
 from zsl.store.sqlite import check_storable
 
@@ -144,8 +145,8 @@ class PostgresStore:
             )
         except (*_connection_errors(), asyncpg.PostgresError, ValueError) as exc:
             raise StoreError(
-                f"Cannot connect to PostgreSQL ({type(exc).__name__}). Check ZSL_DATABASE_URL and"
-                " that the server is running."
+                f"Cannot connect to PostgreSQL at {redact_url(dsn)} ({type(exc).__name__}). Check"
+                " ZSL_DATABASE_URL and that the server is running."
             ) from exc
         store = cls(pool, dsn, command_timeout)
         try:
