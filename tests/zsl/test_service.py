@@ -67,6 +67,21 @@ class TestWithTheRealModel:
         assert result.top.name == expected
         assert not result.abstained
 
+    async def test_a_text_of_a_thousand_apostrophes_is_classified_and_taught(
+        self, glove: WordVectors, db_url: str
+    ) -> None:
+        # 1,979 characters that once made the word lookup recurse past Python's limit.
+        hostile = "a'" * 990 + "a"
+        async with await _service(glove, db_url) as service:
+            results = await asyncio.gather(
+                service.classify(1, hostile), service.classify(1, "What a goal!")
+            )
+            taught = await service.add_example(1, "sports", hostile)
+
+        assert results[0].predictions
+        assert results[1].top.name == "sports"
+        assert taught.examples == (hostile,)
+
     async def test_classes_are_per_guild(self, glove: WordVectors, db_url: str) -> None:
         async with await _service(glove, db_url) as service:
             await service.add_class(2, "weather", "rain snow sunny forecast")
