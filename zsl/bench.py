@@ -69,16 +69,19 @@ CHAT = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``zsl bench``."""
+    from zsl.cli import whole_number  # here: zsl.cli imports this module
+
+    count = whole_number(1)  # every number below is a count; 0 or less measures nothing
     parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run"
     )
-    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000, 10_000])
-    parser.add_argument("--repeat", type=int, default=1000, help="texts timed per size")
-    parser.add_argument("--concurrent", type=int, default=500, help="classify calls at once")
-    parser.add_argument("--guilds", type=int, default=100, help="guilds in the throughput run")
-    parser.add_argument("--calls", type=int, default=10_000, help="calls in the throughput run")
-    parser.add_argument("--starts", type=int, default=3, help="cold starts timed per model")
-    parser.add_argument("--processes", type=int, default=4, help="processes in the memory run")
+    parser.add_argument("--classes", type=count, nargs="+", default=[10, 100, 1000, 10_000])
+    parser.add_argument("--repeat", type=count, default=1000, help="texts timed per size")
+    parser.add_argument("--concurrent", type=count, default=500, help="classify calls at once")
+    parser.add_argument("--guilds", type=count, default=100, help="guilds in the throughput run")
+    parser.add_argument("--calls", type=count, default=10_000, help="calls in the throughput run")
+    parser.add_argument("--starts", type=count, default=3, help="cold starts timed per model")
+    parser.add_argument("--processes", type=count, default=4, help="processes in the memory run")
     parser.add_argument(
         "--baselines",
         action=argparse.BooleanOptionalAction,
@@ -93,13 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--registry",
-        type=int,
+        type=count,
         nargs=2,
         default=[10_000, 20],
         metavar=("GUILDS", "CLASSES"),
         help="registry size (default 10000 guilds x 20 classes)",
     )
-    parser.add_argument("--writes", type=int, default=200, help="add_class calls timed")
+    parser.add_argument("--writes", type=count, default=200, help="add_class calls timed")
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database for 'writes'")
 
 

@@ -11,7 +11,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,19 @@ from typing import Any
 from zsl import bench
 from zsl.classes import Limits
 from zsl.classifier import Classification
-from zsl.errors import UnknownWordsError, ZslError
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    ExampleLimitError,
+    NoClassesError,
+    UnknownWordsError,
+    ZslError,
+)
 from zsl.naive import NaiveClassifier
-from zsl.service import ZeroShotService
-from zsl.vectors import WordVectors, load_vectors
+from zsl.service import MAX_TOP_K, ZeroShotService
+from zsl.store import open_store
+from zsl.vectors import MAX_DIM, TRAINING_RANGES, WordVectors, load_vectors
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ _UNLIMITED = Limits(
 )
 _GUILD = 1
 _IN_FLIGHT = 256
+_MAX_GUILD_ID = 2**63 - 1  # Discord ids are 64-bit; both registries keep them as BIGINT
+_SHOWN_NAME = 60
 
 
 def _progress(**kwargs: Any) -> Any:
@@ -56,9 +67,13 @@ async def _scratch_service(vectors: WordVectors, limits: Limits) -> AsyncIterato
 
 
 def _read_text(path: Path, what: str, hint: str = "Check the path.") -> str:
-    """The UTF-8 text of ``path``. Raises ZslError with a plain reason."""
+    """The UTF-8 text of ``path`` (a byte order mark, as Windows editors write, is fine).
+
+    Raises:
+        ZslError: the file cannot be read or is not UTF-8.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ZslError(
             f"Cannot read {what} {path}: it is not UTF-8 text. Save it as UTF-8."
@@ -110,16 +125,22 @@ def read_class_file(path: Path) -> list[tuple[str, str]]:
 
 
 async def _classify(args: argparse.Namespace) -> int:
-    vectors = load_vectors(args.model)
     texts: Iterable[str] = args.texts or (line.rstrip("\n") for line in sys.stdin)
     if args.store:
+        # Reading a registry must not create one: a typo in the path would leave an empty
+        # database behind and then report that it has no classes. Checked before the (slow)
+        # model load; the service below opens the registry that is now known to exist.
+        await (await open_store(args.store, create=False)).close()
+        vectors = load_vectors(args.model)
         service = await ZeroShotService.open(vectors, args.store)
         async with service:
             return await _classify_texts(service, args.guild, texts, args)
     if not args.classes:
         raise ZslError("Say where the classes are: --classes FILE, or --store URL --guild ID.")
+    classes = read_class_file(Path(args.classes))
+    vectors = load_vectors(args.model)
     async with _scratch_service(vectors, _UNLIMITED) as service:
-        for name, description in read_class_file(Path(args.classes)):
+        for name, description in classes:
             await service.add_class(_GUILD, name, description)
         return await _classify_texts(service, _GUILD, texts, args)
 
@@ -133,9 +154,12 @@ async def _classify_texts(
             continue
         try:
             result = await service.classify(guild_id, text, top_k=args.top)
+        except NoClassesError:
+            raise  # not this text's fault: no text can be classified, so stop here
         except ZslError as exc:
             failures += 1
-            print(json.dumps({"text": text, "error": str(exc)}) if args.json else f"! {exc}")
+            message = _for_command_line(exc, args)
+            print(json.dumps({"text": text, "error": message}) if args.json else f"! {message}")
             continue
         if args.json:
             print(
@@ -392,6 +416,80 @@ def _distill(args: argparse.Namespace) -> int:
 # -- entry point --------------------------------------------------------------------------------
 
 
+def _shown(name: str) -> str:
+    visible = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    return visible if len(visible) <= _SHOWN_NAME else visible[: _SHOWN_NAME - 1] + "\u2026"
+
+
+def _class_source(args: argparse.Namespace) -> str:
+    """Where this command's classes come from, as a sentence names it."""
+    if args.command == "classify" and args.store:
+        return f"guild {args.guild} in the registry {args.store}"
+    if args.command == "classify":
+        return f"the class file {args.classes}"
+    if args.command == "eval":
+        return f"the label list {Path(args.data_dir) / 'labels.txt'}"
+    return "the benchmark's classes"
+
+
+def _for_command_line(exc: ZslError, args: argparse.Namespace) -> str:
+    """``exc`` as the command line should say it.
+
+    The core's sentences speak to the bot's users and name its slash commands (/addclass,
+    /classes...); here they name options and files instead. All such wording is done here, by
+    exception type (httpx's exception mapping). Exact types only: a subclass has a sentence of
+    its own.
+    """
+    source = _class_source(args)
+    if type(exc) is NoClassesError:
+        if args.command == "classify" and args.store:
+            return (
+                f"The registry has no classes for guild {args.guild} that this model can use. "
+                "Add some with the bot's /addclass (or, if they were described for another "
+                "model, pass that one with --model), or use --classes FILE."
+            )
+        return (
+            f"There are no classes in {source}. Write one per line as name<TAB>description, or "
+            'as JSON {"name": "description"}.'
+        )
+    if type(exc) is DuplicateClassError:
+        return (
+            f"The class '{_shown(exc.name)}' appears twice in {source} (case and spacing do not "
+            "count). Rename or remove one of them."
+        )
+    if type(exc) is ClassNotFoundError:
+        return f"There is no class named '{_shown(exc.name)}' in {source}. Check the name."
+    if type(exc) is ClassLimitError:
+        return f"There are more than {exc.limit} classes in {source}, the most zsl can use."
+    if type(exc) is ExampleLimitError:
+        return f"A class can be taught at most {exc.limit} examples. Use a smaller --examples."
+    return str(exc)
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high`` (or up), refused with a
+    sentence that says the allowed range."""
+    if high is None:
+        allowed = f"a whole number of at least {low}"
+    else:
+        allowed = f"a whole number from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not '{text}'.") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not {value}.")
+        return value
+
+    return parse
+
+
+def _training(option: str) -> Callable[[str], int]:
+    return whole_number(*TRAINING_RANGES[option])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsl", description="Zero-shot text classification with word vectors."
@@ -404,8 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", help="texts to classify; read from stdin if none")
     p.add_argument("--classes", help="JSON or TSV file of classes (name, description)")
     p.add_argument("--store", help="database URL of a registry, e.g. sqlite:///data/zsl.sqlite3")
-    p.add_argument("--guild", type=int, default=0, help="guild id in --store")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    p.add_argument(
+        "--guild", type=whole_number(0, _MAX_GUILD_ID), default=0, help="guild id in --store"
+    )
+    p.add_argument(
+        "--top",
+        type=whole_number(1, MAX_TOP_K),
+        default=3,
+        help=f"how many classes to show, 1 to {MAX_TOP_K} (default 3)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per text")
 
     p = sub.add_parser("eval", help="accuracy on a data set folder (test.tsv, labels.txt)")
@@ -415,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naive", action="store_true", help="also score naive averaging")
     p.add_argument(
         "--examples",
-        type=int,
+        type=whole_number(0, _UNLIMITED.examples_per_class),
         default=0,
         metavar="K",
         help="first teach each class K of its texts as examples (left out of the scores)",
@@ -435,22 +540,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train word2vec vectors on your own text")
     p.add_argument("corpus", help="text file, one document per line")
     p.add_argument("-o", "--output", required=True, help="the .kv file to write")
-    p.add_argument("--dim", type=int, default=100, help="vector size (default 100)")
-    p.add_argument("--window", type=int, default=5, help="context window (default 5)")
-    p.add_argument("--min-count", type=int, default=5, help="ignore rarer words (default 5)")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the corpus (default 5)")
-    p.add_argument("--workers", type=int, default=2, help="training threads (default 2)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument(
+        "--dim",
+        type=_training("dim"),
+        default=100,
+        help=f"vector size, 1 to {MAX_DIM} (default 100)",
+    )
+    p.add_argument(
+        "--window", type=_training("window"), default=5, help="context window (default 5)"
+    )
+    p.add_argument(
+        "--min-count", type=_training("min_count"), default=5, help="ignore rarer words (default 5)"
+    )
+    p.add_argument(
+        "--epochs", type=_training("epochs"), default=5, help="passes over the corpus (default 5)"
+    )
+    p.add_argument(
+        "--workers", type=_training("workers"), default=2, help="training threads (default 2)"
+    )
+    p.add_argument("--seed", type=_training("seed"), default=1, help="random seed (default 1)")
 
     p = sub.add_parser("distill", help="distil a word-vector model from a sentence transformer")
     p.add_argument("-o", "--output", required=True, help="the .kv file to write")
-    p.add_argument("--vocabulary", type=int, default=100_000, help="words (default 100000)")
-    p.add_argument("--dim", type=int, default=256, help="dimensions after PCA (default 256)")
+    p.add_argument(
+        "--vocabulary", type=whole_number(1), default=100_000, help="words (default 100000)"
+    )
+    p.add_argument(
+        "--dim",
+        type=whole_number(1, MAX_DIM),
+        default=256,
+        help=f"dimensions after PCA, 1 to {MAX_DIM} (default 256)",
+    )
     p.add_argument("--base", default="glove-6b-50d", help="model whose vocabulary to take")
     p.add_argument(
         "--template", default="this is about {}.", help="text around each word ({} = the word)"
     )
-    p.add_argument("--batch-size", type=int, default=256, help="words per transformer batch")
+    p.add_argument(
+        "--batch-size", type=whole_number(1), default=256, help="words per transformer batch"
+    )
     p.add_argument("--cache", metavar="DIR", help="keep word encodings here for later runs")
     return parser
 
@@ -472,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handlers[args.command]())
     except ZslError as exc:
-        print(f"zsl: {exc}", file=sys.stderr)
+        print(f"zsl: {_for_command_line(exc, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

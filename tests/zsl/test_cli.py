@@ -13,13 +13,15 @@ from zsl.cli import main, read_class_file
 CLASSES = {"sports": "football match team goal", "music": "song album band concert"}
 
 
-def _zsl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _zsl(
+    *args: str, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "zsl.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -211,3 +213,219 @@ def test_examples_are_drawn_per_class_reproducibly(dataset: Path) -> None:
     assert first == again
     assert sorted(first.values()) == ["music", "music", "sports", "sports"]
     assert all(data.rows[row][0] == label for row, label in first.items())
+
+
+# -- bad options, missing registries, CLI wording, byte order marks -----------------------------
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("the cat sat on the mat\nthe dog ate the bone\n", encoding="utf-8")
+    return corpus
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--window", "-1", "a whole number of at least 1, not -1."),  # hung for ever
+        ("--window", "0", "a whole number of at least 1, not 0."),
+        ("--epochs", "0", "a whole number of at least 1, not 0."),  # was a traceback
+        ("--dim", "0", "a whole number from 1 to 1024, not 0."),  # wrote a 0-dimension model
+        ("--dim", "100000", "a whole number from 1 to 1024, not 100000."),
+        ("--min-count", "0", "a whole number of at least 1, not 0."),
+        ("--workers", "0", "a whole number of at least 1, not 0."),  # wrote untrained vectors
+        ("--seed", "-1", "a whole number from 0 to 4294967295, not -1."),  # was a traceback
+        ("--epochs", "two", "a whole number of at least 1, not 'two'."),
+    ],
+)
+def test_train_refuses_an_out_of_range_option_without_hanging(
+    tiny_corpus: Path, tmp_path: Path, option: str, value: str, allowed: str
+) -> None:
+    output = tmp_path / "t.kv"
+
+    # The timeout makes a hang (gensim waiting on a dead worker thread) fail, not block.
+    result = _zsl(
+        "train", str(tiny_corpus), "-o", str(output), "--min-count", "1", option, value, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"zsl train: error: argument {option}: must be {allowed}"
+    )
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_train_function_refuses_what_the_command_refuses(tiny_corpus: Path, tmp_path: Path) -> None:
+    from zsl import ModelError
+    from zsl.vectors import train_word2vec
+
+    with pytest.raises(ModelError) as refused:
+        train_word2vec(tiny_corpus, tmp_path / "t.kv", min_count=1, window=0)
+
+    assert str(refused.value) == "The window must be at least 1, not 0."
+    assert list(tmp_path.iterdir()) == [tiny_corpus]
+
+
+def test_a_failing_training_thread_ends_the_training_with_a_sentence(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import gensim.models.word2vec
+
+    from zsl import ModelError
+    from zsl.vectors import train_word2vec
+
+    def broken_batch(*args: object) -> int:
+        raise ValueError("high <= 0")  # what gensim's own batch raised for --window -1
+
+    # A fault inside gensim's worker threads that no option check can foresee.
+    monkeypatch.setattr(gensim.models.word2vec, "train_batch_cbow", broken_batch)
+    outcome: list[BaseException | None] = []
+
+    def train() -> None:
+        try:
+            train_word2vec(tiny_corpus, tmp_path / "t.kv", min_count=1, epochs=3, workers=2)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    trainer = threading.Thread(target=train, daemon=True)  # daemon: a hang must not block exit
+    trainer.start()
+    trainer.join(timeout=60)
+
+    assert not trainer.is_alive(), "training waited for ever on a dead worker thread"
+    (error,) = outcome
+    assert isinstance(error, ModelError)
+    assert str(error).startswith(f"Training on {tiny_corpus} failed (ValueError: high <= 0).")
+    assert not (tmp_path / "t.kv").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["classify", "--top", "0", "x"], "argument --top: must be a whole number from 1 to 25"),
+        (["classify", "--guild", "-1", "x"], "argument --guild: must be a whole number from 0 to"),
+        (["eval", "d", "--examples", "-1"], "argument --examples: must be a whole number from 0"),
+        (["distill", "-o", "x.kv", "--dim", "0"], "argument --dim: must be a whole number from 1"),
+        (["distill", "-o", "x.kv", "--vocabulary", "0"], "argument --vocabulary: must be a whole"),
+        (["distill", "-o", "x.kv", "--batch-size", "0"], "argument --batch-size: must be a whole"),
+        (["bench", "--repeat", "0"], "argument --repeat: must be a whole number of at least 1"),
+        (["bench", "--classes", "10", "0"], "argument --classes: must be a whole number of at"),
+    ],
+)
+def test_every_subcommand_refuses_out_of_range_numbers(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "existing", [None, b"", b"not a registry"], ids=["missing", "empty", "text"]
+)
+def test_classify_refuses_a_store_that_does_not_exist(
+    tmp_path: Path, existing: bytes | None
+) -> None:
+    if existing is None:
+        path = tmp_path / "typo" / "x.db"
+    else:
+        path = tmp_path / "x.db"
+        path.write_bytes(existing)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+
+    result = _zsl("classify", "--store", f"sqlite:///{path}", "hello")
+
+    assert result.returncode == 2
+    if existing == b"not a registry":
+        assert result.stderr.startswith(f"zsl: The file {path} is not a usable class database")
+    else:
+        assert result.stderr == (
+            f"zsl: There is no registry at {path}. Check the path, or run the bot once to "
+            "create it.\n"
+        )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no folder, file or journal
+    if existing is not None:
+        assert path.read_bytes() == existing
+
+
+def _registry(tmp_path: Path, classes: dict[str, str]) -> str:
+    import asyncio
+
+    from zsl.store import ClassDefinition, open_store
+
+    url = f"sqlite:///{tmp_path}/registry.sqlite3"
+
+    async def fill() -> None:
+        store = await open_store(url)
+        try:
+            for name, description in classes.items():
+                await store.insert_class(7, ClassDefinition(name, description), max_classes=100)
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    return url
+
+
+@pytest.mark.parametrize("classes", [{}, {"qxzvvb": "wqqxjk"}], ids=["none", "dormant"])
+def test_a_guild_without_usable_classes_is_told_in_command_line_words(
+    glove: WordVectors, tmp_path: Path, classes: dict[str, str]
+) -> None:
+    url = _registry(tmp_path, classes)
+
+    result = _zsl("classify", "--store", url, "--guild", "7", "one text", "another text")
+
+    assert result.returncode == 2
+    assert result.stdout == ""  # said once for the command, not once per text
+    assert result.stderr.splitlines()[-1] == (  # after the log line naming a dormant class
+        "zsl: The registry has no classes for guild 7 that this model can use. Add some with the "
+        "bot's /addclass (or, if they were described for another model, pass that one with "
+        "--model), or use --classes FILE."
+    )
+
+
+def test_class_file_mistakes_are_told_in_command_line_words(
+    glove: WordVectors, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    twice = tmp_path / "twice.tsv"
+    twice.write_text("sports\tfootball\nSports\tgoal\n", encoding="utf-8")
+
+    no_classes = _zsl("classify", "--classes", str(empty), "What a goal!")
+    duplicate = _zsl("classify", "--classes", str(twice), "What a goal!")
+
+    assert (no_classes.returncode, duplicate.returncode) == (2, 2)
+    assert no_classes.stderr == (
+        f"zsl: There are no classes in the class file {empty}. Write one per line as "
+        'name<TAB>description, or as JSON {"name": "description"}.\n'
+    )
+    assert duplicate.stderr == (
+        f"zsl: The class 'Sports' appears twice in the class file {twice} (case and spacing do "
+        "not count). Rename or remove one of them.\n"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".json", ".tsv"])
+def test_class_files_with_a_byte_order_mark_are_read(
+    glove: WordVectors, tmp_path: Path, suffix: str
+) -> None:
+    if suffix == ".json":
+        content = json.dumps(CLASSES)
+    else:
+        content = "# my classes\n" + "".join(f"{n}\t{d}\n" for n, d in CLASSES.items())
+    path = tmp_path / f"classes{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + content.encode("utf-8"))  # as Notepad saves UTF-8
+
+    result = _zsl("classify", "--classes", str(path), "--json", "--top", "3", "What a goal!")
+
+    assert result.returncode == 0, result.stderr
+    names = [p["name"] for p in json.loads(result.stdout)["predictions"]]
+    assert names == ["sports", "music"]  # the comment line is not a class "\ufeff# my classes"
+    assert read_class_file(path) == list(CLASSES.items())

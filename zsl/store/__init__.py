@@ -42,12 +42,15 @@ def redact_url(url: str) -> str:
     return _PASSWORD_PARAMETER.sub(r"\1***", prefix + sep + rest)
 
 
-async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
+async def open_store(url: str = DEFAULT_DATABASE_URL, *, create: bool = True) -> Store:
     """Open the registry named by ``url``: ``sqlite:///relative.db``, ``sqlite:////abs.db``,
-    or ``postgresql://user:password@host:port/database``.
+    or ``postgresql://user:password@host:port/database``. With ``create`` false, a SQLite
+    registry must exist already: no folder or file is created (a PostgreSQL database always
+    must).
 
     Raises:
-        StoreError: the URL is not understood or the database cannot be opened.
+        StoreError: the URL is not understood or the database cannot be opened (or, with
+            ``create`` false, does not exist).
     """
     scheme, sep, rest = url.partition("://")
     if sep and scheme in ("postgresql", "postgres"):
@@ -60,7 +63,7 @@ async def open_store(url: str = DEFAULT_DATABASE_URL) -> Store:
                 f"The database URL {redact_url(url)} has no file path. Use "
                 "sqlite:///data/zsl.sqlite3."
             )
-        return await SQLiteStore.open(rest[1:])
+        return await SQLiteStore.open(rest[1:], create=create)
     raise StoreError(
         f"The database URL {redact_url(url)} is not supported. Use "
         "sqlite:///path/to/file.sqlite3 or postgresql://user:password@host/database."

@@ -105,17 +105,23 @@ class SQLiteStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> SQLiteStore:
-        """Open (creating and migrating if needed) the database at ``path``.
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 5.0, create: bool = True
+    ) -> SQLiteStore:
+        """Open (creating and migrating if needed) the database at ``path``. With ``create``
+        false, only an existing registry is opened: nothing is created.
 
         Raises:
-            StoreError: the file cannot be opened, is not a database, or is from a newer version.
+            StoreError: the file cannot be opened, is not a database, or is from a newer version;
+                or ``create`` is false and there is no registry at ``path``.
         """
         # One thread owns the connection: SQLite calls never run on the event loop, and never
         # two at once on one connection.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zsl-sqlite")
         loop = asyncio.get_running_loop()
         try:
+            if not create:
+                await loop.run_in_executor(executor, _require_registry, str(path))
             connection = await loop.run_in_executor(executor, _connect, str(path), busy_timeout)
         except BaseException:
             executor.shutdown(wait=False)
@@ -312,6 +318,26 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
+
+
+def _require_registry(path: str) -> None:
+    """Refuse ``path`` unless a registry was set up there; reads only, creates nothing."""
+    missing = StoreError(
+        f"There is no registry at {path}. Check the path, or run the bot once to create it."
+    )
+    if not Path(path).is_file():
+        raise missing
+    try:
+        # mode=ro: reading the schema version must not create or change anything.
+        db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return  # not readable as a database: opening it says why
+    if version == 0:  # an empty file, or another program's database
+        raise missing
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
