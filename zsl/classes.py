@@ -19,7 +19,7 @@ from zsl.errors import (
     InvalidClassError,
     UnknownWordsError,
 )
-from zsl.store.base import ClassDefinition, name_key
+from zsl.store.base import ClassDefinition, check_not_look_alike, name_key, strip_invisible
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,10 @@ class Limits:
 def _clean(value: str, field_name: str) -> str:
     if any(unicodedata.category(ch) == "Cs" for ch in value):
         raise InvalidClassError(f"The {field_name} contains broken characters. Type it again.")
-    # Invisible format characters (zero-width spaces, direction marks) would make two names
-    # that look the same differ; they carry no meaning, so they go.
+    # Invisible characters (zero-width spaces, direction marks, variation selectors, Hangul
+    # fillers) would make two names that look the same differ; they carry no meaning, so they
+    # go, and blank-looking ones count as spaces.
+    value = strip_invisible(value)
     return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
 
 
@@ -306,9 +308,16 @@ class ClassSet:
         return self.definitions[index]
 
     def check_can_add(self, definition: ClassDefinition, limits: Limits) -> None:
-        """Raises DuplicateClassError or ClassLimitError if ``definition`` cannot be added."""
+        """Refuse ``definition`` if it cannot be added, checked in the order the stores use.
+
+        Raises:
+            DuplicateClassError: the name is taken (ConfusableClassError: it looks the same as
+                an existing class's name).
+            ClassLimitError: the guild is full.
+        """
         if self.find(definition.name) is not None:
             raise DuplicateClassError(definition.name)
+        check_not_look_alike(definition.name, (d.name for d in self.definitions))
         if len(self.classes) + len(self.dormant) >= limits.classes_per_guild:
             raise ClassLimitError(limits.classes_per_guild)
 

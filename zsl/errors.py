@@ -99,6 +99,20 @@ class DuplicateClassError(ZslError):
         )
 
 
+class ConfusableClassError(DuplicateClassError):
+    """A class name looks the same on screen as an existing class's (Unicode confusables)."""
+
+    def __init__(self, name: str, existing: str) -> None:
+        self.name = name
+        self.existing = existing
+        # Not DuplicateClassError's sentence: the names differ, they only look the same.
+        ZslError.__init__(
+            self,
+            f"The name '{_shown(name, _SHOWN_NAME)}' looks the same as the existing class "
+            f"'{_shown(existing, _SHOWN_NAME)}'. Pick a clearly different name.",
+        )
+
+
 class ClassLimitError(ZslError):
     """The guild already holds the maximum number of classes."""
 

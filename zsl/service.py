@@ -40,6 +40,7 @@ from zsl.store import (
     Vote,
     open_store,
 )
+from zsl.store.base import check_not_look_alike, has_broken_characters
 from zsl.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,9 @@ class ZeroShotService:
             other = current.find(definition.name)
             if other is not None and other != current.find(old.name):
                 raise DuplicateClassError(definition.name)
+            if definition.key != old.key:  # a look-alike of its own old name is fine
+                others = (d.name for d in current.definitions if d.key != old.key)
+                check_not_look_alike(definition.name, others)
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self.store.replace_class(guild_id, old.name, definition)
             self._swap(guild_id, updated)
@@ -325,9 +329,12 @@ class ZeroShotService:
         """Keep a member's feedback on a result for admins to review (``None`` = it was right).
 
         Raises:
+            InvalidTextError: the text or a class name holds a character no registry can keep.
             ClassNotFoundError: ``suggested`` is not one of the guild's classes.
             StoreError: nothing was kept.
         """
+        for part in (text, predicted, suggested or ""):
+            self._check_characters(part)
         if suggested is not None:
             suggested = self.get_class(guild_id, suggested).name
         vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested)
@@ -451,6 +458,17 @@ class ZeroShotService:
             raise InvalidTextError(
                 f"The text is {len(text)} characters long; the limit is "
                 f"{self.limits.text_length}. Shorten it and try again."
+            )
+        self._check_characters(text)
+
+    @staticmethod
+    def _check_characters(text: str) -> None:
+        # One rule for every backend: PostgreSQL refuses NUL and SQLite cannot encode a lone
+        # surrogate, so neither reaches a store, and classifying follows the same rule.
+        if has_broken_characters(text):
+            raise InvalidTextError(
+                "The text contains a null or broken character that cannot be kept. Remove it "
+                "and try again."
             )
 
     @staticmethod

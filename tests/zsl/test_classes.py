@@ -5,10 +5,27 @@ import pytest
 
 from zsl import ClassSet, Encoder, InvalidClassError, Limits, UnknownWordsError, WordVectors
 from zsl.classes import embed_class, validate_class
-from zsl.errors import ClassLimitError, ClassNotFoundError, DuplicateClassError
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    ConfusableClassError,
+    DuplicateClassError,
+)
 from zsl.store import ClassDefinition, name_key
+from zsl.store.base import name_skeleton
 
 LIMITS = Limits()
+
+# Five names that all display as "sports": invisible suffixes (a combining grapheme joiner, an
+# emoji variation selector, a supplementary variation selector, a Hangul filler) and a Cyrillic
+# DZE for the "s".
+SPORTS_LOOK_ALIKES = [
+    "sports\u034f",
+    "sports\ufe0f",
+    "sports\U000e0100",
+    "sports\u3164",
+    "\u0455ports",
+]
 
 
 class TestValidation:
@@ -33,6 +50,19 @@ class TestValidation:
     def test_refusals_say_what_to_do(self, name: str, description: str, message: str) -> None:
         with pytest.raises(InvalidClassError, match=message):
             validate_class(name, description, LIMITS)
+
+    @pytest.mark.parametrize(
+        "name", ["\u3164", "\u2800", "\u115f\u1160", "\uffa0", " \u2800 \u3164 ", "\U000e0020"]
+    )
+    def test_a_name_that_shows_blank_is_refused(self, name: str) -> None:
+        with pytest.raises(InvalidClassError, match="needs a name"):
+            validate_class(name, "football", LIMITS)
+
+    @pytest.mark.parametrize("name", SPORTS_LOOK_ALIKES[:4])
+    def test_invisible_characters_leave_names_and_descriptions(self, name: str) -> None:
+        definition = validate_class(name, "foot\u034fball\ufe0f\u2800match", LIMITS)
+
+        assert definition == ClassDefinition("sports", "football match")
 
     def test_limits_are_settings(self) -> None:
         short = Limits(name_length=5)
@@ -85,6 +115,55 @@ class TestClassSet:
             classes.check_can_add(ClassDefinition("politics"), Limits(classes_per_guild=2))
         with pytest.raises(ClassNotFoundError):
             classes.removed("cooking")
+
+    @pytest.mark.parametrize("name", SPORTS_LOOK_ALIKES)
+    def test_a_name_that_looks_like_an_existing_one_is_refused(
+        self, tiny: WordVectors, name: str
+    ) -> None:
+        classes = self._set(tiny, "music", "sports")
+
+        with pytest.raises(DuplicateClassError) as caught:
+            classes.check_can_add(validate_class(name, "", LIMITS), LIMITS)
+
+        assert "'sports'" in str(caught.value)
+        if name == "\u0455ports":  # a different name, drawn the same
+            assert isinstance(caught.value, ConfusableClassError)
+            assert caught.value.existing == "sports"
+            assert str(caught.value) == (
+                "The name '\u0455ports' looks the same as the existing class 'sports'. Pick a "
+                "clearly different name."
+            )
+
+    def test_a_look_alike_of_an_older_name_is_refused_whichever_came_first(
+        self, tiny: WordVectors
+    ) -> None:
+        # Names stored before invisible characters were cleaned still hold them.
+        encoder = Encoder(tiny)
+        classes = ClassSet.EMPTY
+        for name in ("music", "sports\u3164", "\u0455ports"):
+            classes = classes.added(embed_class(encoder, ClassDefinition(name, "football")))
+
+        with pytest.raises(ConfusableClassError) as caught:
+            classes.check_can_add(ClassDefinition("sports"), LIMITS)
+
+        assert caught.value.existing == "sports\u3164"
+
+    @pytest.mark.parametrize(
+        ("first", "second", "alike"),
+        [
+            ("sports", "\u0405PORTS", True),  # Cyrillic capital DZE, other case
+            ("paypal", "p\u0430yp\u0430l", True),  # Cyrillic a
+            ("sports", "\uff53\uff50\uff4f\uff52\uff54\uff53", True),  # fullwidth
+            ("video games", "video  games\u2800", True),
+            ("class 1", "class l", True),
+            ("sports", "spots", False),
+            ("music", "musik", False),
+        ],
+    )
+    def test_skeletons_follow_unicode_confusables(
+        self, first: str, second: str, alike: bool
+    ) -> None:
+        assert (name_skeleton(first) == name_skeleton(second)) is alike
 
     def test_class_vector_uses_name_and_description(self, tiny: WordVectors) -> None:
         encoder = Encoder(tiny)

@@ -25,7 +25,7 @@ from zsl.errors import (
     StoreUnavailableError,
 )
 from zsl.store import redact_url
-from zsl.store.base import ClassDefinition, GuildRecord, Vote, name_key
+from zsl.store.base import ClassDefinition, GuildRecord, Vote, check_not_look_alike, name_key
 from zsl.store.sqlite import check_storable
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,9 @@ class PostgresStore:
             )
             if await _exists(db, guild_id, cls.key):
                 raise DuplicateClassError(cls.name)
+            # Under the guild's lock: no other process can add a look-alike meanwhile.
+            names = await db.fetch("SELECT name FROM classes WHERE guild_id = $1", guild_id)
+            check_not_look_alike(cls.name, (row[0] for row in names))
             if count >= max_classes:
                 raise ClassLimitError(max_classes)
             await db.execute(
@@ -241,6 +244,13 @@ class PostgresStore:
                 raise ClassNotFoundError(old_name)
             if cls.key != old_key and await _exists(db, guild_id, cls.key):
                 raise DuplicateClassError(cls.name)
+            if cls.key != old_key:  # a look-alike of its own old name is fine
+                others = await db.fetch(
+                    "SELECT name FROM classes WHERE guild_id = $1 AND name_key <> $2",
+                    guild_id,
+                    old_key,
+                )
+                check_not_look_alike(cls.name, (row[0] for row in others))
             await db.execute(
                 "UPDATE classes SET name_key = $1, name = $2, description = $3, updated_at = $4"
                 " WHERE guild_id = $5 AND name_key = $6",
