@@ -6,10 +6,12 @@ the settings through its constructor and never reads the environment or loads a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -22,6 +24,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction[discord.Client]
+T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_TEXT = 4000  # Discord's own cap on the option; the configured limit is checked by the core
@@ -31,6 +34,10 @@ MAX_TOP = 10
 AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
 CHOICE_LENGTH = 100  # Discord's maximum for a choice's name and value
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
+ANSWER_BUDGET_SECONDS = 1.0
+"""How long a command may work before it acknowledges with a defer. Discord refuses a first
+answer 3 s after the member acted, and the gateway's delivery and the reply's own trip eat
+into that."""
 
 
 class RefusalError(app_commands.AppCommandError):
@@ -153,7 +160,9 @@ class ZeroShotCog(commands.Cog):
     ) -> None:
         guild_id = self._guild_id(interaction)
         self._check_cooldown(interaction)
-        result = await self.service.classify(guild_id, text, top_k=top)
+        result = await answer_in_time(
+            interaction, self.service.classify(guild_id, text, top_k=top), ephemeral=private
+        )
         await reply(
             interaction,
             embed=render.result_embed(result, text),
@@ -169,7 +178,9 @@ class ZeroShotCog(commands.Cog):
         # A member cannot shorten someone else's message: classify what fits and say so.
         text = first_part(message.content, self.service.limits.text_length)
         note = None if text == message.content else messages.only_first(len(text))
-        result = await self.service.classify(guild_id, text, top_k=3)
+        result = await answer_in_time(
+            interaction, self.service.classify(guild_id, text, top_k=3), ephemeral=False
+        )
         await reply(
             interaction,
             embed=render.result_embed(result, text, note=note),
@@ -461,6 +472,26 @@ class FeedbackView(discord.ui.View):
         self, interaction: Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await self.cog.handle_error(interaction, error)
+
+
+async def answer_in_time(
+    interaction: Interaction, work: Coroutine[Any, Any, T], *, ephemeral: bool
+) -> T:
+    """The result of ``work``; if it takes longer than the budget, the interaction is deferred
+    meanwhile (as ``ephemeral`` as the answer will be), so the answer becomes a follow-up.
+
+    A fast answer stays one direct reply; a slow one (a guild embedded on its first use) is
+    still acknowledged within Discord's 3 seconds.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=ANSWER_BUDGET_SECONDS)
+    if not done:
+        try:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        except BaseException:
+            task.cancel()
+            raise
+    return await task
 
 
 def first_part(text: str, limit: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -13,7 +14,8 @@ from discord import app_commands
 
 import zsl
 from bot import messages
-from bot.cogs.zeroshot import Cooldown, ZeroShotCog, first_part
+from bot.cogs import zeroshot
+from bot.cogs.zeroshot import Cooldown, ZeroShotCog, answer_in_time, first_part
 from bot.settings import Settings
 
 GUILD = 42
@@ -28,6 +30,9 @@ class FakeResponse:
 
     async def send_message(self, **kwargs: Any) -> None:
         self.sent.append(kwargs)
+
+    async def defer(self, **kwargs: Any) -> None:
+        self.sent.append({"deferred": True, **kwargs})
 
 
 class FakeInteraction:
@@ -175,3 +180,26 @@ class TestFirstPart:
 
     def test_one_long_word_is_cut_where_the_limit_is(self) -> None:
         assert first_part("goooooooal and more", 5) == "goooo"
+
+
+class TestAnswerInTime:
+    @pytest.mark.asyncio
+    async def test_a_fast_answer_is_not_deferred(self) -> None:
+        interaction = FakeInteraction()
+
+        answer = await answer_in_time(interaction, asyncio.sleep(0, "done"), ephemeral=True)  # type: ignore[arg-type]
+
+        assert answer == "done"
+        assert interaction.response.sent == []
+
+    @pytest.mark.asyncio
+    async def test_a_slow_answer_is_deferred_as_private_as_the_reply(self) -> None:
+        interaction = FakeInteraction()
+        slow = asyncio.sleep(zeroshot.ANSWER_BUDGET_SECONDS + 0.2, "done")
+
+        answer = await answer_in_time(interaction, slow, ephemeral=True)  # type: ignore[arg-type]
+
+        assert answer == "done"
+        assert interaction.response.sent == [
+            {"deferred": True, "ephemeral": True, "thinking": True}
+        ]

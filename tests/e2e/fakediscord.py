@@ -4,7 +4,9 @@ It speaks just enough of the real protocol for discord.py 2.x: login (``/users/@
 application), ``/gateway/bot``, command sync, the gateway handshake (HELLO, IDENTIFY, READY,
 heartbeats), interaction callbacks and webhook follow-ups. It records every request, and it
 refuses what Discord would refuse: a wrong token, an interaction for a command that was never
-synced, an option that the synced command does not have.
+synced, an option that the synced command does not have, a first answer more than 3 seconds
+after the interaction (``late_callbacks`` lists those), a follow-up to an interaction that was
+never acknowledged.
 
 Things discord.py is strict about: a response is parsed as JSON only when ``Content-Type`` is
 exactly ``application/json`` (no charset); the interaction callback is posted with
@@ -38,6 +40,8 @@ PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 1, 4, 5, 
 
 READY_SECONDS = 60.0  # a cold start converts the default model first
 ANSWER_SECONDS = 10.0
+ACK_SECONDS = 3.0
+"""Discord forgets an interaction that is not acknowledged within this many seconds."""
 
 Json = dict[str, Any]
 
@@ -89,6 +93,8 @@ class Exchange:
     followup_at: float | None = None
     message_id: str | None = None
     """The id of the message the first callback created (components hang under it)."""
+    late_callback_at: float | None = None
+    """When a callback came too late and was refused with "Unknown interaction"."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -140,6 +146,8 @@ class FakeDiscord:
         self.sync_count = 0
         self.refuse_sync = False
         self.exchanges: dict[str, Exchange] = {}
+        self.late_callbacks: list[Exchange] = []
+        """Interactions whose answer came after ACK_SECONDS and was refused, as Discord does."""
         self._ids = itertools.count(1200000000000000000)
         self._sockets: list[web.WebSocketResponse] = []
         self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}  # socket: (id, count)
@@ -304,6 +312,13 @@ class FakeDiscord:
         exchange = self.exchanges.get(token)
         if exchange is None:
             return _json({"message": "Unknown interaction", "code": 10062}, 404)
+        if exchange.callback is None and time.monotonic() - exchange.sent_at > ACK_SECONDS:
+            # Discord's real answer to a first response after 3 s; the member sees "The
+            # application did not respond".
+            exchange.late_callback_at = time.monotonic()
+            self.late_callbacks.append(exchange)
+            exchange.changed.set()
+            return _json({"message": "Unknown interaction", "code": 10062}, 404)
         if exchange.callback is not None:
             return _json(
                 {"message": "Interaction has already been acknowledged.", "code": 40060}, 400
@@ -330,7 +345,8 @@ class FakeDiscord:
 
     def _followup(self, token: str, body: Json) -> web.Response:
         exchange = self.exchanges.get(token)
-        if exchange is None:
+        if exchange is None or exchange.callback is None:
+            # An interaction that was never acknowledged has no webhook to follow up on.
             return _json({"message": "Unknown Webhook", "code": 10015}, 404)
         exchange.followups.append(body)
         exchange.followup_at = time.monotonic()
@@ -437,12 +453,14 @@ class FakeDiscord:
         focused: str | None = None,
         target_message: Json | None = None,
         shard: int | None = None,
+        wait: float = ANSWER_SECONDS,
     ) -> Exchange:
         """Send an INTERACTION_CREATE as a member would trigger it; wait for the bot's answer.
 
         ``focused`` makes it an autocomplete request for that option; ``target_message``
         makes it a message context menu invocation. It goes to the guild's shard, or to
-        ``shard`` (as after resharding, when a guild moves to another process).
+        ``shard`` (as after resharding, when a guild moves to another process). ``wait`` is
+        how long the final answer (a follow-up after a defer) may take.
         """
         command, scope = self.synced(name, guild_id)
         data: Json = {"id": command["id"], "name": name, "type": command.get("type", 1)}
@@ -454,7 +472,13 @@ class FakeDiscord:
         else:
             data["options"] = self._options(command, options or {}, focused)
         return await self._send(
-            4 if focused else 2, data, guild_id=guild_id, user_id=user_id, admin=admin, shard=shard
+            4 if focused else 2,
+            data,
+            guild_id=guild_id,
+            user_id=user_id,
+            admin=admin,
+            shard=shard,
+            wait=wait,
         )
 
     async def press(
@@ -495,6 +519,7 @@ class FakeDiscord:
         admin: bool,
         message: Json | None = None,
         shard: int | None = None,
+        wait: float = ANSWER_SECONDS,
     ) -> Exchange:
         interaction_id = self.next_id()
         token = f"interaction-token-{interaction_id}"
@@ -552,11 +577,17 @@ class FakeDiscord:
         exchange = Exchange(sent_at=time.monotonic())
         self.exchanges[token] = exchange
         await self._dispatch(self._socket_for(guild_id, shard), "INTERACTION_CREATE", payload)
-        deadline = time.monotonic() + ANSWER_SECONDS
+        deadline = time.monotonic() + wait
         while not exchange.is_final():
+            if exchange.late_callback_at is not None:
+                late = exchange.late_callback_at - exchange.sent_at
+                raise AssertionError(
+                    f"Discord refused the answer, sent {late:.1f} s after the interaction "
+                    f"(10062 Unknown interaction): {data}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no answer within {ANSWER_SECONDS} s: {data} {exchange}")
+                raise AssertionError(f"no answer within {wait} s: {data} {exchange}")
             exchange.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(exchange.changed.wait(), remaining)
