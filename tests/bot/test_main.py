@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import messages
+from tests.reliability.outages import fill_registry, garbled_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +40,9 @@ def test_bad_setting_stops_with_one_sentence_naming_the_key(tmp_path: Path) -> N
     result = run_bot(tmp_path, DISCORD_TOKEN="x", ZSL_MAX_CLASSES="many")
 
     assert result.returncode == 2
-    assert result.stderr.strip() == "ZSL_MAX_CLASSES must be a whole number above 0, not 'many'."
+    assert result.stderr.strip() == (
+        "ZSL_MAX_CLASSES must be a whole number from 1 to 10,000, not 'many'."
+    )
 
 
 def test_token_in_env_file_is_used(tmp_path: Path) -> None:
@@ -65,3 +69,30 @@ def test_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
     assert result.returncode == 2
     assert "S3cretPW" not in result.stderr + result.stdout
     assert url.replace("S3cretPW", "***") in result.stderr.splitlines()[-1]
+
+
+def test_a_database_with_garbled_pages_stops_startup_with_one_sentence(tmp_path: Path) -> None:
+    asyncio.run(fill_registry(f"sqlite:///{tmp_path}/good.sqlite3"))
+    (tmp_path / "data").mkdir()
+    garbled_copy(tmp_path / "good.sqlite3", tmp_path / "data" / "zsl.sqlite3")  # the default URL
+
+    result = run_bot(tmp_path, DISCORD_TOKEN="x")
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "not a usable class database" in last
+    assert "from a backup" in last
+
+
+def test_a_port_out_of_range_stops_startup_with_one_sentence(tmp_path: Path) -> None:
+    url = "postgresql://zsl:S3cretPW@127.0.0.1:99999/zsl"
+
+    result = run_bot(tmp_path, DISCORD_TOKEN="x", ZSL_DATABASE_URL=url)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Cannot connect to PostgreSQL at postgresql://zsl:***@127.0.0.1:99999/zsl (OverflowError:"
+        " connect(): port must be 0-65535). Check ZSL_DATABASE_URL and that the server is running."
+    )

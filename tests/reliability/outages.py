@@ -1,11 +1,13 @@
 """Real outages for the tests: a PostgreSQL cluster that can be stopped and started again, a
-read-only SQLite file, and a full disk."""
+read-only SQLite file, a full disk, and a SQLite file with garbled pages."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import random
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import Cluster
+from zsl.store import ClassDefinition, Vote, open_store
 
 
 def own_cluster() -> Cluster:
@@ -78,3 +81,46 @@ def fill_disk(filler: Path) -> int:
     finally:
         os.close(fd)
     return written
+
+
+async def fill_registry(url: str) -> None:
+    """Classes, examples, thresholds and votes for 29 guilds, through the store."""
+    store = await open_store(url)
+    try:
+        for guild_id in range(1, 30):
+            await store.insert_class(guild_id, ClassDefinition("sports", "football match"), 100)
+            await store.add_example(guild_id, "sports", "what a goal", 5)
+            await store.set_threshold(guild_id, 0.5)
+            await store.add_vote(guild_id, Vote(5, "a late goal", "sports", None), 10)
+    finally:
+        await store.close()
+
+
+def garbled_copy(source: Path, target: Path) -> Path:
+    """``target``: a copy of the SQLite file ``source`` with its header intact and a few bytes
+    of its pages zeroed, so that SQLite reads it without complaint yet a guild id reads back
+    NULL (damage that only the registry's own reading can notice)."""
+    data = source.read_bytes()
+    for seed in range(5000):
+        rnd = random.Random(seed)
+        garbled = bytearray(data)
+        for _ in range(4):
+            garbled[rnd.randrange(100, len(garbled))] = 0
+        target.write_bytes(garbled)
+        if _reads_a_null_guild(target):
+            return target
+    raise AssertionError(f"no garbling of {source} reads back a NULL guild id")
+
+
+def _reads_a_null_guild(path: Path) -> bool:
+    db = sqlite3.connect(path)
+    try:
+        return any(
+            row[0] is None
+            for table in ("classes", "examples", "guild_settings")
+            for row in db.execute(f"SELECT guild_id FROM {table}")
+        )
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests.reliability.outages import fill_registry, garbled_copy
 from zsl import StoreError
 from zsl.errors import (
     ClassLimitError,
@@ -64,6 +66,58 @@ async def test_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="newer version of zsl"):
         await open_store(f"sqlite:///{tmp_path}/z.sqlite3")
+
+
+async def _open_and_read(url: str) -> dict[int, GuildRecord]:
+    store = await open_store(url)
+    try:
+        return await store.load_all()
+    finally:
+        await store.close()
+
+
+async def test_refuses_a_file_whose_pages_are_garbled_behind_an_intact_header(
+    tmp_path: Path,
+) -> None:
+    await fill_registry(f"sqlite:///{tmp_path}/good.sqlite3")
+    damaged = garbled_copy(tmp_path / "good.sqlite3", tmp_path / "damaged.sqlite3")
+
+    with pytest.raises(StoreError, match="not a usable class database") as refused:
+        await _open_and_read(f"sqlite:///{damaged}")
+
+    assert "from a backup" in str(refused.value)
+
+
+async def test_every_garbled_copy_is_read_or_refused_with_a_sentence(tmp_path: Path) -> None:
+    await fill_registry(f"sqlite:///{tmp_path}/good.sqlite3")
+    data = (tmp_path / "good.sqlite3").read_bytes()
+    outcomes: set[str] = set()
+
+    for seed in range(60):
+        rnd = random.Random(seed)
+        garbled = bytearray(data)
+        for _ in range(1 + seed % 8):
+            garbled[rnd.randrange(100, len(garbled))] = rnd.choice((0, rnd.randrange(256)))
+        copy = tmp_path / f"garbled{seed}.sqlite3"
+        copy.write_bytes(garbled)
+        try:
+            await _open_and_read(f"sqlite:///{copy}")
+            outcomes.add("read")
+        except StoreError as exc:
+            plain = "not a usable class database" in str(exc) and "from a backup" in str(exc)
+            outcomes.add("refused" if plain else str(exc))
+
+    assert outcomes == {"read", "refused"}
+
+
+async def test_refuses_a_postgres_port_out_of_range() -> None:
+    with pytest.raises(StoreError) as refused:
+        await open_store("postgresql://zsl:S3cretPW@127.0.0.1:99999/zsl")
+
+    assert str(refused.value).startswith(
+        "Cannot connect to PostgreSQL at postgresql://zsl:***@127.0.0.1:99999/zsl ("
+    )
+    assert "port must be 0-65535" in str(refused.value)
 
 
 async def test_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:

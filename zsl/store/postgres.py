@@ -143,10 +143,12 @@ class PostgresStore:
                 command_timeout=command_timeout,
                 timeout=command_timeout,
             )
-        except (*_connection_errors(), asyncpg.PostgresError, ValueError) as exc:
+        except Exception as exc:  # any failure to connect, e.g. OverflowError for a port 99999
+            detail = redact_url(str(exc).splitlines()[0].rstrip(".")) if str(exc) else ""
             raise StoreError(
-                f"Cannot connect to PostgreSQL at {redact_url(dsn)} ({type(exc).__name__}). Check"
-                " ZSL_DATABASE_URL and that the server is running."
+                f"Cannot connect to PostgreSQL at {redact_url(dsn)} ({type(exc).__name__}"
+                f"{': ' + detail if detail else ''}). Check ZSL_DATABASE_URL and that the server is"
+                " running."
             ) from exc
         store = cls(pool, dsn, command_timeout)
         try:

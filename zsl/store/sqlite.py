@@ -6,10 +6,10 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from zsl.errors import (
     ClassLimitError,
@@ -84,6 +84,10 @@ _UNAVAILABLE = (
     "The class registry cannot be {verb} right now ({reason}). Nothing was changed; please try "
     "again in a minute."
 )
+_DAMAGED = (
+    "The class registry is not a usable class database any more (its file is damaged). The "
+    "bot's operator must restore it from a backup or point ZSL_DATABASE_URL at a new file."
+)
 
 
 def check_storable(cls: ClassDefinition) -> None:
@@ -145,6 +149,8 @@ class SQLiteStore:
             )
         except sqlite3.Error as exc:
             log.warning("sqlite %s failed: %s", verb, exc)
+            if _is_damaged(exc):  # retrying cannot help
+                raise StoreError(_DAMAGED) from exc
             raise StoreUnavailableError(
                 _UNAVAILABLE.format(verb=verb, reason=_describe(exc))
             ) from exc
@@ -264,12 +270,15 @@ class SQLiteStore:
 
     async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
         def list_(db: sqlite3.Connection) -> list[Vote]:
+            rows = db.execute(
+                "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
+                " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                (guild_id, limit),
+            )
             return [
                 Vote(user_id, text, predicted, suggested, vote_id, created_at)
-                for vote_id, user_id, text, predicted, suggested, created_at in db.execute(
-                    "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
-                    " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
-                    (guild_id, limit),
+                for vote_id, user_id, text, predicted, suggested, created_at in _as_stored(
+                    rows, int, int, str, str, (str, type(None)), _NUMBER
                 )
             ]
 
@@ -371,8 +380,9 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-    except sqlite3.Error as exc:
-        raise StoreError(f"Cannot open the database {path} ({_describe(exc)}).") from exc
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = _describe(exc) if isinstance(exc, sqlite3.Error) else "not a usable file name"
+        raise StoreError(f"Cannot open the database {path!r} ({reason}).") from exc
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # durable before the call returns
@@ -445,26 +455,63 @@ def _load_guild(db: sqlite3.Connection, guild_id: int) -> GuildRecord:
 
 def _load(db: sqlite3.Connection, where: str, args: tuple[int, ...]) -> dict[int, GuildRecord]:
     examples: dict[tuple[int, str], list[str]] = {}
-    for guild_id, key, text in db.execute(
-        f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", args
+    for guild_id, key, text in _as_stored(
+        db.execute(
+            f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", args
+        ),
+        int,
+        str,
+        str,
     ):
         examples.setdefault((int(guild_id), key), []).append(text)
     classes: dict[int, list[ClassDefinition]] = {}
-    for guild_id, key, name, description in db.execute(
-        f"SELECT guild_id, name_key, name, description FROM classes {where}"
-        " ORDER BY guild_id, position",
-        args,
+    for guild_id, key, name, description in _as_stored(
+        db.execute(
+            f"SELECT guild_id, name_key, name, description FROM classes {where}"
+            " ORDER BY guild_id, position",
+            args,
+        ),
+        int,
+        str,
+        str,
+        str,
     ):
         found = tuple(examples.get((int(guild_id), key), ()))
         classes.setdefault(int(guild_id), []).append(ClassDefinition(name, description, found))
     thresholds = {
         int(g): t
-        for g, t in db.execute(f"SELECT guild_id, threshold FROM guild_settings {where}", args)
+        for g, t in _as_stored(
+            db.execute(f"SELECT guild_id, threshold FROM guild_settings {where}", args),
+            int,
+            (*_NUMBER, type(None)),
+        )
     }
     return {
         guild_id: GuildRecord(tuple(classes.get(guild_id, ())), thresholds.get(guild_id))
         for guild_id in sorted(classes.keys() | thresholds.keys())
     }
+
+
+_NUMBER = (int, float)
+
+
+def _as_stored(
+    rows: Iterable[tuple[Any, ...]], *kinds: type | tuple[type, ...]
+) -> Iterator[tuple[Any, ...]]:
+    """``rows``, each checked against the types the schema promises.
+
+    Garbled pages can read back as NULLs or values of the wrong type while SQLite itself sees
+    nothing wrong; that is a damaged file too, not a reason to crash on it later.
+    """
+    for row in rows:
+        if not all(isinstance(value, kind) for value, kind in zip(row, kinds, strict=True)):
+            raise sqlite3.DatabaseError("database disk image is malformed (a value off the schema)")
+        yield row
+
+
+def _is_damaged(exc: sqlite3.Error) -> bool:
+    message = str(exc).lower()
+    return any(sign in message for sign in ("malformed", "not a database", "could not decode"))
 
 
 def _describe(exc: sqlite3.Error) -> str:
