@@ -26,6 +26,18 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 DEFAULT_COOLDOWN_SECONDS = 3.0
 DEFAULT_FEEDBACK_MINUTES = 15.0
+# Upper bounds of the numeric settings. Past them a value is a typo, not a wish: it would only
+# overflow the database's integers or ask Discord for more than it takes.
+MAX_CLASSES = 10_000
+MAX_NAME_LENGTH = 100  # Discord's cap on an autocomplete choice, which shows class names
+MAX_DESCRIPTION_LENGTH = 1_000  # the cog's cap on the description option
+MAX_TEXT_LENGTH = 4_000  # Discord's cap on a message
+MAX_EXAMPLES = 1_000
+MAX_VOTES = 1_000_000
+MAX_COOLDOWN_SECONDS = 86_400.0  # one day
+MAX_FEEDBACK_MINUTES = 1_440.0  # one day
+MAX_SHARDS = 100_000  # room for 100 million servers at 1,000 a shard
+MAX_SNOWFLAKE = 2**63 - 1  # every Discord ID fits a signed 64-bit database integer
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 KEYS = (
     "DISCORD_TOKEN",
@@ -82,20 +94,29 @@ class Settings:
         values = {key: value.strip() for key, value in env.items() if value and value.strip()}
         defaults = zsl.Limits()
         limits = zsl.Limits(
-            name_length=_get(values, "ZSL_MAX_NAME_LENGTH", _positive_int, defaults.name_length),
-            description_length=_get(
-                values, "ZSL_MAX_DESCRIPTION_LENGTH", _positive_int, defaults.description_length
+            name_length=_get(
+                values, "ZSL_MAX_NAME_LENGTH", _count(MAX_NAME_LENGTH), defaults.name_length
             ),
-            text_length=_get(values, "ZSL_MAX_TEXT_LENGTH", _positive_int, defaults.text_length),
+            description_length=_get(
+                values,
+                "ZSL_MAX_DESCRIPTION_LENGTH",
+                _count(MAX_DESCRIPTION_LENGTH),
+                defaults.description_length,
+            ),
+            text_length=_get(
+                values, "ZSL_MAX_TEXT_LENGTH", _count(MAX_TEXT_LENGTH), defaults.text_length
+            ),
             classes_per_guild=_get(
-                values, "ZSL_MAX_CLASSES", _positive_int, defaults.classes_per_guild
+                values, "ZSL_MAX_CLASSES", _count(MAX_CLASSES), defaults.classes_per_guild
             ),
             examples_per_class=_get(
-                values, "ZSL_MAX_EXAMPLES", _positive_int, defaults.examples_per_class
+                values, "ZSL_MAX_EXAMPLES", _count(MAX_EXAMPLES), defaults.examples_per_class
             ),
-            votes_per_guild=_get(values, "ZSL_MAX_VOTES", _positive_int, defaults.votes_per_guild),
+            votes_per_guild=_get(
+                values, "ZSL_MAX_VOTES", _count(MAX_VOTES), defaults.votes_per_guild
+            ),
         )
-        shard_count = _get(values, "SHARD_COUNT", _positive_int, None)
+        shard_count = _get(values, "SHARD_COUNT", _count(MAX_SHARDS), None)
         shard_ids = _get(values, "SHARD_IDS", _int_list, None)
         if shard_ids is not None:
             if shard_count is None:
@@ -162,44 +183,50 @@ def _get(values: Mapping[str, str], key: str, parse: Callable[[str], T], default
         raise SettingsError(f"{key} must be {exc}, not {raw!r}.") from None
 
 
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError("a whole number above 0") from None
-    if value < 1:
-        raise ValueError("a whole number above 0")
-    return value
+def _whole_number(raw: str) -> int | None:
+    """``raw`` as a plain decimal number, or None (also for Unicode digits such as '²')."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 30 else None
 
 
-def _snowflake(raw: str) -> int:
-    if not raw.isdigit() or int(raw) == 0:
-        raise ValueError("a server ID (the number from Copy Server ID)")
-    return int(raw)
-
-
-def _duration(unit: str) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"a number of {unit}, 0 or more") from None
-        if not (value >= 0 and value != float("inf")):
-            raise ValueError(f"a number of {unit}, 0 or more")
+def _count(maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = _whole_number(raw)
+        if value is None or not 1 <= value <= maximum:
+            raise ValueError(f"a whole number from 1 to {maximum:,}")
         return value
 
     return parse
 
 
-_seconds = _duration("seconds")
-_minutes = _duration("minutes")
+def _snowflake(raw: str) -> int:
+    value = _whole_number(raw)
+    if value is None or not 1 <= value <= MAX_SNOWFLAKE:
+        raise ValueError("a server ID (the number from Copy Server ID)")
+    return value
+
+
+def _duration(unit: str, maximum: float, meaning: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= maximum:  # also refuses nan and infinity
+            raise ValueError(f"a number of {unit} from 0 to {maximum:,g} ({meaning})")
+        return value
+
+    return parse
+
+
+_seconds = _duration("seconds", MAX_COOLDOWN_SECONDS, "one day")
+_minutes = _duration("minutes", MAX_FEEDBACK_MINUTES, "one day")
 
 
 def _int_list(raw: str) -> tuple[int, ...]:
-    parts = [part.strip() for part in raw.split(",")]
-    if not all(part.isdigit() for part in parts):
+    numbers = [_whole_number(part.strip()) for part in raw.split(",")]
+    if any(number is None for number in numbers):
         raise ValueError("a comma-separated list of shard numbers such as 0,1,2")
-    return tuple(dict.fromkeys(int(part) for part in parts))
+    return tuple(dict.fromkeys(number for number in numbers if number is not None))
 
 
 def _http_url(raw: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 
 import zsl
 from bot import messages
-from bot.settings import KEYS, Settings, SettingsError
+from bot.settings import (
+    KEYS,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TEXT_LENGTH,
+    Settings,
+    SettingsError,
+)
+from zsl.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,6 +130,12 @@ def test_empty_values_mean_unset() -> None:
         ("DISCORD_GATEWAY_URL", "http://gateway"),
         ("SHARD_COUNT", "0"),
         ("SHARD_IDS", "0,x"),
+        ("ZSL_MAX_VOTES", "100000000000000000000"),
+        ("ZSL_MAX_CLASSES", "9" * 5000),  # past Python's own limit on parsing digits
+        ("FEEDBACK_MINUTES", "1e400"),
+        ("DEV_GUILD_ID", "\u00b2"),  # a digit to str.isdigit, not to int()
+        ("DEV_GUILD_ID", str(2**63)),
+        ("SHARD_IDS", "0,\u00b9"),
     ],
 )
 def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
@@ -134,6 +149,81 @@ def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
     assert text.endswith(".")
     assert "\n" not in text
     assert len(re.findall(r"\.\s", text)) == 0, "one sentence"
+
+
+NUMERIC_MAXIMA = [
+    ("ZSL_MAX_CLASSES", "10000", "a whole number from 1 to 10,000"),
+    ("ZSL_MAX_NAME_LENGTH", "100", "a whole number from 1 to 100"),
+    ("ZSL_MAX_DESCRIPTION_LENGTH", "1000", "a whole number from 1 to 1,000"),
+    ("ZSL_MAX_TEXT_LENGTH", "4000", "a whole number from 1 to 4,000"),
+    ("ZSL_MAX_EXAMPLES", "1000", "a whole number from 1 to 1,000"),
+    ("ZSL_MAX_VOTES", "1000000", "a whole number from 1 to 1,000,000"),
+    ("SHARD_COUNT", "100000", "a whole number from 1 to 100,000"),
+    ("CLASSIFY_COOLDOWN_SECONDS", "86400", "a number of seconds from 0 to 86,400 (one day)"),
+    ("FEEDBACK_MINUTES", "1440", "a number of minutes from 0 to 1,440 (one day)"),
+    ("DEV_GUILD_ID", str(2**63 - 1), "a server ID (the number from Copy Server ID)"),
+]
+
+
+def test_every_numeric_key_has_an_upper_bound() -> None:
+    numeric = {key for key, _, _ in NUMERIC_MAXIMA}
+
+    assert numeric == {
+        key for key in KEYS if key.startswith("ZSL_MAX_") or key.endswith(("_ID", "_COUNT"))
+    } | {"CLASSIFY_COOLDOWN_SECONDS", "FEEDBACK_MINUTES"}
+
+
+@pytest.mark.parametrize(("key", "maximum", "meaning"), NUMERIC_MAXIMA)
+def test_numbers_past_their_maximum_are_refused_naming_the_range(
+    key: str, maximum: str, meaning: str
+) -> None:
+    too_big = str(int(maximum) + 1)
+
+    accepted = Settings.from_mapping({key: maximum})
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_mapping({key: too_big})
+
+    assert accepted != Settings.from_mapping({})
+    assert str(caught.value) == f"{key} must be {meaning}, not '{too_big}'."
+
+
+def test_huge_max_votes_is_refused_before_any_vote_overflows() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_mapping({"ZSL_MAX_VOTES": "100000000000000000000"})
+
+    assert str(caught.value) == (
+        "ZSL_MAX_VOTES must be a whole number from 1 to 1,000,000, not '100000000000000000000'."
+    )
+
+
+def test_the_largest_vote_limit_is_one_the_database_takes(tmp_path: Path) -> None:
+    limits = Settings.from_mapping({"ZSL_MAX_VOTES": "1000000"}).limits
+
+    async def vote_and_read() -> list[zsl.Vote]:
+        store = await open_store(f"sqlite:///{tmp_path}/z.sqlite3")
+        try:
+            await store.add_vote(
+                1, zsl.Vote(5, "what a goal", "sports", None), limits.votes_per_guild
+            )
+            return await store.list_votes(1, 10)
+        finally:
+            await store.close()
+
+    votes = asyncio.run(vote_and_read())
+
+    assert [(v.user_id, v.text) for v in votes] == [(5, "what a goal")]
+
+
+def test_length_maxima_are_the_commands_own_caps() -> None:
+    from bot.cogs import zeroshot
+
+    # A longer limit could never be reached through Discord (and names past 100 characters
+    # would break the autocomplete choices that show them).
+    assert (MAX_NAME_LENGTH, MAX_DESCRIPTION_LENGTH, MAX_TEXT_LENGTH) == (
+        zeroshot.MAX_NAME,
+        zeroshot.MAX_DESCRIPTION,
+        zeroshot.MAX_TEXT,
+    )
 
 
 def test_shard_ids_need_a_shard_count() -> None:
