@@ -391,8 +391,9 @@ class ZeroShotCog(commands.Cog):
         self, interaction: Interaction, dismiss: app_commands.Range[int, 1] | None = None
     ) -> None:
         guild_id = self._guild_id(interaction)
+        # Both paths read or write the store, which may be slow or stalled: acknowledge first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         if dismiss is not None:
-            await interaction.response.defer(ephemeral=True, thinking=True)
             await self.service.dismiss_vote(guild_id, dismiss)
             await reply(interaction, messages.vote_dismissed(dismiss), ephemeral=True)
             return
