@@ -4,6 +4,7 @@ import asyncio
 import logging
 import random
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,39 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()
+
+
+def _modes(*paths: Path) -> list[str]:
+    return [oct(stat.S_IMODE(path.stat().st_mode)) for path in paths]
+
+
+async def test_a_new_sqlite_registry_is_for_its_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "data" / "zsl.sqlite3"
+    store = await open_store(f"sqlite:///{database}")
+    await store.insert_class(1, SPORTS, 100)
+    await store.add_vote(1, Vote(5, "a member's words", "sports", None), 10)
+
+    files = _modes(database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+    folders = _modes(database.parent, database.parent.parent)
+    await store.close()
+
+    assert files == ["0o600"] * 3
+    assert folders == ["0o700"] * 2
+
+
+async def test_an_existing_registry_keeps_the_mode_its_operator_chose(tmp_path: Path) -> None:
+    database = tmp_path / "shared.sqlite3"
+    sqlite3.connect(database).close()
+    database.chmod(0o640)
+    folder = _modes(tmp_path)
+
+    store = await open_store(f"sqlite:///{database}")
+    await store.insert_class(1, SPORTS, 100)
+    files = _modes(database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+    await store.close()
+
+    assert files == ["0o640"] * 3
+    assert _modes(tmp_path) == folder
 
 
 async def test_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -367,13 +368,7 @@ def _require_registry(path: str) -> None:
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     if path != ":memory:":
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"Cannot create the folder for the database {path} ({exc.strerror}). Set "
-                "ZSL_DATABASE_URL to a writable place."
-            ) from exc
+        _create_private(path)
     try:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write transaction
         # takes the write lock up front instead of failing half-way with SQLITE_BUSY.
@@ -398,6 +393,34 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create a new registry's missing folders (0700) and its empty file (0600).
+
+    Members' texts (examples, votes) are no business of other local users; SQLite gives the
+    -wal and -shm files the database file's mode. What exists already keeps the mode its
+    operator chose.
+    """
+    file = Path(path)
+    missing = [folder for folder in (file.parent, *file.parent.parents) if not folder.exists()]
+    try:
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot create the folder for the database {path} ({exc.strerror}). Set "
+            "ZSL_DATABASE_URL to a writable place."
+        ) from exc
+    try:
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot create the database {path} ({exc.strerror}). Set ZSL_DATABASE_URL to a "
+            "writable place."
+        ) from exc
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:
