@@ -16,6 +16,7 @@ from zsl.embedding import Encoder, EncoderConfig
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
+    ConfusableClassError,
     DuplicateClassError,
     ExampleLimitError,
     InvalidClassError,
@@ -40,6 +41,7 @@ __all__ = [
     "ClassNotFoundError",
     "ClassSet",
     "Classification",
+    "ConfusableClassError",
     "DuplicateClassError",
     "Encoder",
     "EncoderConfig",

@@ -40,7 +40,7 @@ from zsl.store import (
     Vote,
     open_store,
 )
-from zsl.store.base import check_not_look_alike, has_broken_characters
+from zsl.store.base import check_not_look_alike, has_broken_characters, name_skeleton
 from zsl.vectors import WordVectors
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class ZeroShotService:
         # the event loop for the same cores (measured: 10,000 classes 5 ms a text, not 25).
         threadpool_limits(1, user_api="blas")
         encoder = await asyncio.to_thread(Encoder, vectors, encoder_config)
+        await asyncio.to_thread(name_skeleton, "warm")  # reads Unicode's confusables once
         store = await open_store(url)
         service = cls(encoder, store, limits=limits, scoring=scoring)
         try:
