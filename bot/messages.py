@@ -47,6 +47,7 @@ HELP_DESCRIPTION = "Show what this bot can do and how to use it."
 FEEDBACK_RIGHT = "Right"
 FEEDBACK_WRONG = "Wrong, it is..."
 FEEDBACK_WHICH = "It is..."
+FEEDBACK_EXPIRED = "These buttons have expired; classify the text again to give feedback."
 
 # -- refusals -----------------------------------------------------------------------------------
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import discord
@@ -34,6 +38,8 @@ MAX_TOP = 10
 AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
 CHOICE_LENGTH = 100  # Discord's maximum for a choice's name and value
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
+LIVE_RESULTS = 5000
+"""Results whose feedback controls the process remembers (the oldest are forgotten first)."""
 ANSWER_BUDGET_SECONDS = 1.0
 """How long a command may work before it acknowledges with a defer. Discord refuses a first
 answer 3 s after the member acted, and the gateway's delivery and the reply's own trip eat
@@ -73,6 +79,10 @@ class ZeroShotCog(commands.Cog):
         self.service = service
         self.settings = settings
         self.cooldown = Cooldown(settings.classify_cooldown_seconds)
+        # What a result's feedback controls need, by result id, in memory only: keeping every
+        # classified text on disk would keep members' messages there. Insertion order is
+        # expiry order, since every result lives FEEDBACK_MINUTES.
+        self.live_results: OrderedDict[str, LiveResult] = OrderedDict()
         # Context menus cannot be declared inside a cog class; the client adds this one to
         # the tree next to the cog.
         self.context_menu: app_commands.ContextMenu = app_commands.ContextMenu(
@@ -192,28 +202,69 @@ class ZeroShotCog(commands.Cog):
 
     def _feedback_view(
         self, guild_id: int, text: str, result: zsl.Classification
-    ) -> FeedbackView | None:
+    ) -> discord.ui.View | None:
+        """ "Right" and "Wrong, it is ..." under a result, usable for FEEDBACK_MINUTES, even
+        across a restart of the bot (then they answer that they expired)."""
         names = [d.name for d in self.service.classes(guild_id)]
         if not names or self.settings.feedback_minutes <= 0:
             return None
-        return FeedbackView(self, guild_id, text, result, names, self.settings.feedback_minutes)
+        expires = math.ceil(time.time() + self.settings.feedback_minutes * 60)
+        result_id = secrets.token_hex(8)
+        self._forget_expired()
+        self.live_results[result_id] = LiveResult(guild_id, text, result.top.name, expires)
+        while len(self.live_results) > LIVE_RESULTS:
+            self.live_results.popitem(last=False)
+        view = discord.ui.View(timeout=None)  # the custom ids carry the expiry instead
+        if not result.abstained:
+            view.add_item(RightButton(result_id, expires))
+        # The ranked classes first, then the rest; a select holds at most 25 options.
+        predicted = result.top.name
+        ranked = [p.name for p in result.predictions]
+        others = [n for n in ranked if n != predicted or result.abstained]
+        others += [n for n in names if n not in ranked]
+        if others:
+            view.add_item(WrongSelect(result_id, expires, others, abstained=result.abstained))
+        return view
 
-    async def feedback(
-        self, interaction: Interaction, guild_id: int, text: str, predicted: str, correct: str
-    ) -> None:
-        """An admin's verdict teaches the class; anyone else's is kept for the admins."""
-        if interaction.guild_id != guild_id:
-            raise app_commands.NoPrivateMessage()
+    def _forget_expired(self) -> None:
+        now = time.time()
+        while self.live_results and next(iter(self.live_results.values())).expires < now:
+            self.live_results.popitem(last=False)
+
+    def live_result(self, result_id: str, guild_id: int | None) -> LiveResult | None:
+        """The result behind a control, or None once it expired or this process forgot it."""
+        self._forget_expired()
+        live = self.live_results.get(result_id)
+        if live is None or live.guild_id != guild_id:
+            return None
+        return live
+
+    async def feedback(self, interaction: Interaction, result_id: str, correct: str | None) -> None:
+        """An admin's verdict teaches the class; anyone else's is kept for the admins.
+
+        ``correct`` is the class picked under "Wrong, it is ...", or None for "Right".
+        """
+        live = self.live_result(result_id, interaction.guild_id)
+        if live is None:
+            # The controls cannot work any more: say so, and take them off the message.
+            await interaction.response.edit_message(view=None)
+            await interaction.followup.send(
+                messages.FEEDBACK_EXPIRED, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        correct = live.predicted if correct is None else correct
         await interaction.response.defer(ephemeral=True, thinking=True)
         if interaction.permissions.manage_guild:
-            definition = await self.service.add_example(guild_id, correct, text)
+            definition = await self.service.add_example(live.guild_id, correct, live.text)
             answer = messages.example_added(
                 render.shown(definition.name, 200), len(definition.examples)
             )
         else:
             # The options carry the class names as they are, so equal means "it was right".
-            suggested = None if correct == predicted else correct
-            await self.service.vote(guild_id, interaction.user.id, text, predicted, suggested)
+            suggested = None if correct == live.predicted else correct
+            await self.service.vote(
+                live.guild_id, interaction.user.id, live.text, live.predicted, suggested
+            )
             answer = messages.VOTE_KEPT
         await reply(interaction, answer, ephemeral=True)
 
@@ -421,58 +472,97 @@ class ZeroShotCog(commands.Cog):
         return [app_commands.Choice(name=n, value=n) for n in names[:AUTOCOMPLETE_CHOICES]]
 
 
-class FeedbackView(discord.ui.View):
-    """ "Right" and "Wrong, it is ..." under a result, for as long as the setting says."""
+@dataclass(frozen=True, slots=True)
+class LiveResult:
+    """What the feedback controls under one result need while they work."""
+
+    guild_id: int
+    text: str
+    predicted: str
+    expires: int
+    """Unix seconds."""
+
+
+def _feedback_cog(interaction: Interaction) -> ZeroShotCog:
+    client = interaction.client
+    bots = (commands.Bot, commands.AutoShardedBot)
+    cog = client.get_cog(ZeroShotCog.__cog_name__) if isinstance(client, bots) else None
+    if not isinstance(cog, ZeroShotCog):
+        raise RuntimeError("the zero-shot cog is not loaded")
+    return cog
+
+
+async def _run_feedback(interaction: Interaction, result_id: str, correct: str | None) -> None:
+    cog = _feedback_cog(interaction)
+    try:
+        await cog.feedback(interaction, result_id, correct)
+    except Exception as exc:  # discord.py would only log it; the member deserves an answer
+        await cog.handle_error(interaction, exc)
+
+
+class RightButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"zsl:right:(?P<result>[0-9a-f]{16}):(?P<expires>[0-9]{1,12})",
+):
+    """ "Right" under a result; its custom id names the result and when the control expires,
+    so a click is answered whatever this process remembers (registered in ``setup``)."""
+
+    def __init__(self, result_id: str, expires: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=messages.FEEDBACK_RIGHT,
+                style=discord.ButtonStyle.success,
+                custom_id=f"zsl:right:{result_id}:{expires}",
+            )
+        )
+        self.result_id = result_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RightButton:
+        return cls(match["result"], int(match["expires"]))
+
+    async def callback(self, interaction: Interaction) -> None:
+        await _run_feedback(interaction, self.result_id, None)
+
+
+class WrongSelect(
+    discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]],
+    template=r"zsl:wrong:(?P<result>[0-9a-f]{16}):(?P<expires>[0-9]{1,12})",
+):
+    """ "Wrong, it is ..." under a result: the right class, picked from the guild's classes."""
 
     def __init__(
         self,
-        cog: ZeroShotCog,
-        guild_id: int,
-        text: str,
-        result: zsl.Classification,
-        class_names: list[str],
-        minutes: float,
+        result_id: str,
+        expires: int,
+        class_names: list[str] | None = None,
+        *,
+        abstained: bool = False,
     ) -> None:
-        super().__init__(timeout=minutes * 60)
-        self.cog, self.guild_id, self.text = cog, guild_id, text
-        self.predicted = result.top.name
-        if not result.abstained:
-            right: discord.ui.Button[FeedbackView] = discord.ui.Button(
-                label=messages.FEEDBACK_RIGHT, style=discord.ButtonStyle.success
-            )
-            right.callback = self._right  # type: ignore[method-assign]  # discord.py's idiom
-            self.add_item(right)
-        # The ranked classes first, then the rest; a select holds at most 25 options.
-        ranked = [p.name for p in result.predictions]
-        others = [n for n in ranked if n != self.predicted or result.abstained]
-        others += [n for n in class_names if n not in ranked]
         options = [
             discord.SelectOption(label=render.clip(name, CHOICE_LENGTH), value=name[:CHOICE_LENGTH])
-            for name in others[:AUTOCOMPLETE_CHOICES]
+            for name in (class_names or [])[:AUTOCOMPLETE_CHOICES]
         ]
-        if options:
-            self.choice: discord.ui.Select[FeedbackView] = discord.ui.Select(
-                placeholder=messages.FEEDBACK_WHICH
-                if result.abstained
-                else messages.FEEDBACK_WRONG,
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"zsl:wrong:{result_id}:{expires}",
+                placeholder=messages.FEEDBACK_WHICH if abstained else messages.FEEDBACK_WRONG,
                 options=options,
             )
-            self.choice.callback = self._wrong  # type: ignore[method-assign]
-            self.add_item(self.choice)
-
-    async def _right(self, interaction: Interaction) -> None:
-        await self.cog.feedback(
-            interaction, self.guild_id, self.text, self.predicted, self.predicted
         )
+        self.result_id = result_id
 
-    async def _wrong(self, interaction: Interaction) -> None:
-        chosen = self.choice.values[0]
-        await self.cog.feedback(interaction, self.guild_id, self.text, self.predicted, chosen)
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> WrongSelect:
+        # The options are not needed to read a click: the chosen value comes with it.
+        return cls(match["result"], int(match["expires"]))
 
-    async def on_error(
-        self, interaction: Interaction, error: Exception, item: discord.ui.Item[Any], /
-    ) -> None:
-        await self.cog.handle_error(interaction, error)
+    async def callback(self, interaction: Interaction) -> None:
+        await _run_feedback(interaction, self.result_id, self.item.values[0])
 
 
 async def answer_in_time(
@@ -537,4 +627,6 @@ async def setup(
     cog = ZeroShotCog(service, settings)
     await bot.add_cog(cog)
     bot.tree.add_command(cog.context_menu)
+    # Feedback controls answer from their custom ids, also under messages sent before a restart.
+    bot.add_dynamic_items(RightButton, WrongSelect)
     return cog

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -203,3 +204,28 @@ class TestAnswerInTime:
         assert interaction.response.sent == [
             {"deferred": True, "ephemeral": True, "thinking": True}
         ]
+
+
+class TestLiveResults:
+    @pytest.mark.asyncio
+    async def test_a_result_is_remembered_until_it_expires_and_the_oldest_go_first(
+        self, cog: ZeroShotCog, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await cog.service.add_class(GUILD, "sports", "football goal")
+        await cog.service.add_class(GUILD, "music", "song album")
+        result = await cog.service.classify(GUILD, "a football goal")
+        monkeypatch.setattr(zeroshot, "LIVE_RESULTS", 3)
+
+        views = [cog._feedback_view(GUILD, f"text {i}", result) for i in range(4)]
+        ids = [view.children[0].result_id for view in views if view is not None]  # type: ignore[attr-defined]
+
+        assert len(ids) == 4
+        assert cog.live_result(ids[0], GUILD) is None  # forgotten: the map holds three
+        live = cog.live_result(ids[3], GUILD)
+        assert live is not None
+        assert (live.text, live.predicted) == ("text 3", "sports")
+        assert cog.live_result(ids[3], GUILD + 1) is None  # another guild cannot use it
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + cog.settings.feedback_minutes * 60 + 2)
+        assert cog.live_result(ids[3], GUILD) is None
+        assert cog.live_results == {}

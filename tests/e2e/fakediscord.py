@@ -36,7 +36,7 @@ ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
 EPHEMERAL = 1 << 6
 
 # Interaction callback types
-PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 1, 4, 5, 8
+PONG, CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, UPDATE_MESSAGE, AUTOCOMPLETE_RESULT = 1, 4, 5, 7, 8
 
 READY_SECONDS = 60.0  # a cold start converts the default model first
 ANSWER_SECONDS = 10.0
@@ -95,6 +95,8 @@ class Exchange:
     """The id of the message the first callback created (components hang under it)."""
     late_callback_at: float | None = None
     """When a callback came too late and was refused with "Unknown interaction"."""
+    parent: Exchange | None = None
+    """For a click on a control: the exchange whose message holds the control."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -133,7 +135,11 @@ class Exchange:
     def is_final(self) -> bool:
         if self.callback_type in (CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT):
             return True
-        return self.callback_type == DEFERRED_CHANNEL_MESSAGE and bool(self.followups)
+        # The bot follows a defer with its answer, and an update of the clicked message with
+        # a sentence to the member.
+        return self.callback_type in (DEFERRED_CHANNEL_MESSAGE, UPDATE_MESSAGE) and bool(
+            self.followups
+        )
 
 
 class FakeDiscord:
@@ -341,6 +347,15 @@ class FakeDiscord:
                 int(data.get("flags") or 0) & EPHEMERAL
             )
             resource["message"] = message
+        elif kind == UPDATE_MESSAGE and exchange.parent is not None:
+            # Edits the message that holds the clicked control, e.g. to take the controls off.
+            parent = exchange.parent
+            shown = parent.message
+            for key in ("content", "embeds", "components"):
+                if key in data:
+                    shown[key] = data[key]
+            interaction["response_message_id"] = parent.message_id
+            resource["message"] = self._message(shown) | {"id": parent.message_id}
         return _json({"interaction": interaction, "resource": resource})
 
     def _followup(self, token: str, body: Json) -> web.Response:
@@ -506,7 +521,13 @@ class FakeDiscord:
             data["values"] = values
         message = self._message(exchange.message) | {"id": exchange.message_id}
         return await self._send(
-            3, data, guild_id=guild_id, user_id=user_id, admin=admin, message=message
+            3,
+            data,
+            guild_id=guild_id,
+            user_id=user_id,
+            admin=admin,
+            message=message,
+            parent=exchange,
         )
 
     async def _send(
@@ -520,6 +541,7 @@ class FakeDiscord:
         message: Json | None = None,
         shard: int | None = None,
         wait: float = ANSWER_SECONDS,
+        parent: Exchange | None = None,
     ) -> Exchange:
         interaction_id = self.next_id()
         token = f"interaction-token-{interaction_id}"
@@ -574,7 +596,7 @@ class FakeDiscord:
                 "channel": {"id": str(channel_id), "type": 1, "recipients": [user]},
                 "user": user,
             }
-        exchange = Exchange(sent_at=time.monotonic())
+        exchange = Exchange(sent_at=time.monotonic(), parent=parent)
         self.exchanges[token] = exchange
         await self._dispatch(self._socket_for(guild_id, shard), "INTERACTION_CREATE", payload)
         deadline = time.monotonic() + wait
