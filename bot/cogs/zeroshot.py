@@ -231,20 +231,19 @@ class ZeroShotCog(commands.Cog):
         while self.live_results and next(iter(self.live_results.values())).expires < now:
             self.live_results.popitem(last=False)
 
-    def live_result(self, result_id: str, guild_id: int | None) -> LiveResult | None:
+    def live_result(self, result_id: str) -> LiveResult | None:
         """The result behind a control, or None once it expired or this process forgot it."""
         self._forget_expired()
-        live = self.live_results.get(result_id)
-        if live is None or live.guild_id != guild_id:
-            return None
-        return live
+        return self.live_results.get(result_id)
 
     async def feedback(self, interaction: Interaction, result_id: str, correct: str | None) -> None:
         """An admin's verdict teaches the class; anyone else's is kept for the admins.
 
         ``correct`` is the class picked under "Wrong, it is ...", or None for "Right".
         """
-        live = self.live_result(result_id, interaction.guild_id)
+        live = self.live_result(result_id)
+        if live is not None and live.guild_id != interaction.guild_id:
+            raise app_commands.NoPrivateMessage()  # a result of one guild teaches no other
         if live is None:
             # The controls cannot work any more: say so, and take them off the message.
             await interaction.response.edit_message(view=None)

@@ -220,12 +220,11 @@ class TestLiveResults:
         ids = [view.children[0].result_id for view in views if view is not None]  # type: ignore[attr-defined]
 
         assert len(ids) == 4
-        assert cog.live_result(ids[0], GUILD) is None  # forgotten: the map holds three
-        live = cog.live_result(ids[3], GUILD)
+        assert cog.live_result(ids[0]) is None  # forgotten: the map holds three
+        live = cog.live_result(ids[3])
         assert live is not None
-        assert (live.text, live.predicted) == ("text 3", "sports")
-        assert cog.live_result(ids[3], GUILD + 1) is None  # another guild cannot use it
+        assert (live.guild_id, live.text, live.predicted) == (GUILD, "text 3", "sports")
         now = time.time()
         monkeypatch.setattr(time, "time", lambda: now + cog.settings.feedback_minutes * 60 + 2)
-        assert cog.live_result(ids[3], GUILD) is None
+        assert cog.live_result(ids[3]) is None
         assert cog.live_results == {}
