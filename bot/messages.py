@@ -69,6 +69,10 @@ def cooldown(retry_after: float) -> str:
     return f"You are classifying quickly. Try again in {retry_after:.1f} seconds."
 
 
+def vote_cooldown(retry_after: float) -> str:
+    return f"You are giving feedback quickly. Try again in {retry_after:.1f} seconds."
+
+
 def unexpected_error(incident: str) -> str:
     return (
         f"Something went wrong on my side (incident {incident}). "

@@ -26,6 +26,7 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 DEFAULT_COOLDOWN_SECONDS = 3.0
 DEFAULT_FEEDBACK_MINUTES = 15.0
+DEFAULT_VOTE_COOLDOWN_SECONDS = 10.0
 # Upper bounds of the numeric settings. Past them a value is a typo, not a wish: it would only
 # overflow the database's integers or ask Discord for more than it takes.
 MAX_CLASSES = 10_000
@@ -53,6 +54,7 @@ KEYS = (
     "ZSL_MAX_EXAMPLES",
     "ZSL_MAX_VOTES",
     "FEEDBACK_MINUTES",
+    "VOTE_COOLDOWN_SECONDS",
     "LOG_LEVEL",
     "DISCORD_API_BASE",
     "DISCORD_GATEWAY_URL",
@@ -77,6 +79,7 @@ class Settings:
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
     feedback_minutes: float = DEFAULT_FEEDBACK_MINUTES
+    vote_cooldown_seconds: float = DEFAULT_VOTE_COOLDOWN_SECONDS
     limits: zsl.Limits = field(default_factory=zsl.Limits)
     log_level: str = "INFO"
     api_base: str | None = None
@@ -139,6 +142,9 @@ class Settings:
                 values, "CLASSIFY_COOLDOWN_SECONDS", _seconds, DEFAULT_COOLDOWN_SECONDS
             ),
             feedback_minutes=_get(values, "FEEDBACK_MINUTES", _minutes, DEFAULT_FEEDBACK_MINUTES),
+            vote_cooldown_seconds=_get(
+                values, "VOTE_COOLDOWN_SECONDS", _seconds, DEFAULT_VOTE_COOLDOWN_SECONDS
+            ),
             limits=limits,
             log_level=log_level,
             api_base=_get(values, "DISCORD_API_BASE", _http_url, None),

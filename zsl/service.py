@@ -325,9 +325,18 @@ class ZeroShotService:
         return text
 
     async def vote(
-        self, guild_id: int, user_id: int, text: str, predicted: str, suggested: str | None
+        self,
+        guild_id: int,
+        user_id: int,
+        text: str,
+        predicted: str,
+        suggested: str | None,
+        result: str | None = None,
     ) -> None:
         """Keep a member's feedback on a result for admins to review (``None`` = it was right).
+
+        ``result`` identifies the result voted on: a member's later vote on the same result
+        replaces their earlier one, so one member cannot push the others' votes out.
 
         Raises:
             InvalidTextError: the text or a class name holds a character no registry can keep.
@@ -338,7 +347,7 @@ class ZeroShotService:
             self._check_characters(part)
         if suggested is not None:
             suggested = self.get_class(guild_id, suggested).name
-        vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested)
+        vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested, result=result)
         await self.store.add_vote(guild_id, vote, self.limits.votes_per_guild)
 
     async def votes(self, guild_id: int, limit: int = 25) -> list[Vote]:

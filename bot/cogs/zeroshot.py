@@ -79,6 +79,7 @@ class ZeroShotCog(commands.Cog):
         self.service = service
         self.settings = settings
         self.cooldown = Cooldown(settings.classify_cooldown_seconds)
+        self.vote_cooldown = Cooldown(settings.vote_cooldown_seconds)
         # What a result's feedback controls need, by result id, in memory only: keeping every
         # classified text on disk would keep members' messages there. Insertion order is
         # expiry order, since every result lives FEEDBACK_MINUTES.
@@ -252,8 +253,14 @@ class ZeroShotCog(commands.Cog):
             )
             return
         correct = live.predicted if correct is None else correct
+        admin = interaction.permissions.manage_guild
+        if not admin:
+            # One member clicking fast must not flood the guild's votes (they are capped).
+            retry_after = self.vote_cooldown.retry_after(interaction.user.id)
+            if retry_after > 0:
+                raise RefusalError(messages.vote_cooldown(retry_after))
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if interaction.permissions.manage_guild:
+        if admin:
             definition = await self.service.add_example(live.guild_id, correct, live.text)
             answer = messages.example_added(
                 render.shown(definition.name, 200), len(definition.examples)
@@ -261,8 +268,14 @@ class ZeroShotCog(commands.Cog):
         else:
             # The options carry the class names as they are, so equal means "it was right".
             suggested = None if correct == live.predicted else correct
+            # The result id makes a member's later vote on this result replace their earlier one.
             await self.service.vote(
-                live.guild_id, interaction.user.id, live.text, live.predicted, suggested
+                live.guild_id,
+                interaction.user.id,
+                live.text,
+                live.predicted,
+                suggested,
+                result=result_id,
             )
             answer = messages.VOTE_KEPT
         await reply(interaction, answer, ephemeral=True)

@@ -33,6 +33,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.database_url == "sqlite:///data/zsl.sqlite3"
     assert settings.limits == zsl.Limits()
     assert settings.classify_cooldown_seconds == 3.0
+    assert settings.vote_cooldown_seconds == 10.0
     assert settings.dev_guild_id is None
     assert settings.shard_count is None
     assert settings.shard_ids is None
@@ -54,6 +55,7 @@ def test_every_key_is_read() -> None:
         "ZSL_MAX_EXAMPLES": "4",
         "ZSL_MAX_VOTES": "9",
         "FEEDBACK_MINUTES": "2.5",
+        "VOTE_COOLDOWN_SECONDS": "7",
         "LOG_LEVEL": "debug",
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
@@ -72,6 +74,7 @@ def test_every_key_is_read() -> None:
         dev_guild_id=123456789012345678,
         classify_cooldown_seconds=0.0,
         feedback_minutes=2.5,
+        vote_cooldown_seconds=7.0,
         limits=zsl.Limits(
             name_length=20,
             description_length=80,

@@ -6,6 +6,7 @@ Each test runs its own ``python -m bot`` processes against the fake Discord.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,69 @@ async def test_controls_past_feedback_minutes_say_they_expired(
     assert_expired(too_late, late)
     assert "the striker scored a late goal" in taught
     assert "league match" not in taught
+
+
+def custom_result_id(result: Exchange, component_type: int) -> str:
+    """The result id inside a control's custom id (zsl:right:<id>:<expiry>)."""
+    components = [c for row in result.message["components"] for c in row["components"]]
+    custom_id = next(c["custom_id"] for c in components if c["type"] == component_type)
+    return str(custom_id.split(":")[2])
+
+
+async def test_one_member_has_one_vote_per_result_and_evicts_nobody(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    guild, honest, zealot = GUILD + 2, MEMBER + 1, MEMBER + 2
+    process = await start(fake, tmp_path, ZSL_MAX_VOTES="20", VOTE_COOLDOWN_SECONDS="0")
+    try:
+        await add_class(fake, guild, "sports", "football match team goal league")
+        await add_class(fake, guild, "music", "song album band concert guitar")
+        first = await classified(fake, guild, "the striker scored a late goal")
+        second = await classified(fake, guild, "the team won the football league match")
+        await fake.press(first, SELECT, guild_id=guild, user_id=honest, values=["music"])
+
+        clicks = [
+            await fake.press(second, BUTTON, guild_id=guild, user_id=zealot) for _ in range(20)
+        ]
+        changed = await fake.press(second, SELECT, guild_id=guild, user_id=zealot, values=["music"])
+        votes = await fake.interact("votes", guild_id=guild, user_id=ADMIN, admin=True)
+    finally:
+        assert await process.stop() == 0, process.log()
+    with sqlite3.connect(tmp_path / "zsl.sqlite3") as db:
+        stored = db.execute("SELECT user_id, result FROM votes ORDER BY id").fetchall()
+
+    assert all(messages.VOTE_KEPT in click.text for click in [*clicks, changed])
+    lines = [line for line in votes.text.splitlines() if line.startswith("`#")]
+    assert len(lines) == 2, votes.text
+    assert f"<@{honest}> sports \u2192 music" in votes.text  # the honest vote is still there
+    assert f"<@{zealot}> sports \u2192 music" in votes.text  # their last click counts
+    assert stored == [
+        (honest, custom_result_id(first, SELECT)),
+        (zealot, custom_result_id(second, BUTTON)),
+    ]
+
+
+async def test_votes_are_rate_limited_per_member(fake: FakeDiscord, tmp_path: Path) -> None:
+    guild, member, other = GUILD + 3, MEMBER + 3, MEMBER + 4
+    process = await start(fake, tmp_path, VOTE_COOLDOWN_SECONDS="30")
+    try:
+        await add_class(fake, guild, "sports", "football match team goal league")
+        await add_class(fake, guild, "music", "song album band concert guitar")
+        first = await classified(fake, guild, "the striker scored a late goal")
+        second = await classified(fake, guild, "the team won the football league match")
+
+        kept = await fake.press(first, BUTTON, guild_id=guild, user_id=member)
+        refused = await fake.press(second, BUTTON, guild_id=guild, user_id=member)
+        someone_else = await fake.press(second, BUTTON, guild_id=guild, user_id=other)
+        admin = await fake.press(second, BUTTON, guild_id=guild, user_id=ADMIN, admin=True)
+        votes = await fake.interact("votes", guild_id=guild, user_id=ADMIN, admin=True)
+    finally:
+        assert await process.stop() == 0, process.log()
+
+    assert messages.VOTE_KEPT in kept.text
+    assert refused.ephemeral
+    assert "You are giving feedback quickly. Try again in" in refused.text
+    assert messages.VOTE_KEPT in someone_else.text
+    assert 'Thanks! "sports" learned from this text' in admin.text  # teaching is not a vote
+    assert votes.text.count(f"<@{member}>") == 1
+    assert votes.text.count(f"<@{other}>") == 1

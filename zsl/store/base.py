@@ -138,6 +138,8 @@ class Vote:
     """The class the member says is right, or None when they agreed with ``predicted``."""
     id: int = 0
     created_at: float = 0.0
+    result: str | None = None
+    """The result voted on (one vote per member and result); None for votes before it."""
 
 
 @dataclass(frozen=True, slots=True)

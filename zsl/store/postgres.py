@@ -79,6 +79,12 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX votes_by_guild ON votes (guild_id, id);
     """,
+    # One vote per member and result: the result a vote is about (NULL for older votes, and
+    # NULLs never collide in a unique index).
+    """
+    ALTER TABLE votes ADD COLUMN result TEXT;
+    CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x7A736C  # pg_advisory_xact_lock key: one migrating process at a time
@@ -330,15 +336,21 @@ class PostgresStore:
 
     async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
         async def add(db: Any) -> None:
+            # A member's later vote on the same result replaces theirs, keeping its number.
             await db.execute(
-                "INSERT INTO votes (guild_id, user_id, text, predicted, suggested, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO votes"
+                " (guild_id, user_id, text, predicted, suggested, created_at, result)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (guild_id, user_id, result) DO UPDATE SET"
+                " text = excluded.text, predicted = excluded.predicted,"
+                " suggested = excluded.suggested, created_at = excluded.created_at",
                 guild_id,
                 vote.user_id,
                 vote.text,
                 vote.predicted,
                 vote.suggested,
                 time.time(),
+                vote.result,
             )
             await db.execute(
                 "DELETE FROM votes WHERE guild_id = $1 AND id NOT IN"

@@ -78,6 +78,12 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX votes_by_guild ON votes (guild_id, id);
     """,
+    # One vote per member and result: the result a vote is about (NULL for older votes, and
+    # NULLs never collide in a unique index).
+    """
+    ALTER TABLE votes ADD COLUMN result TEXT;
+    CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -256,10 +262,23 @@ class SQLiteStore:
 
     async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
         def add(db: sqlite3.Connection) -> None:
+            # A member's later vote on the same result replaces theirs, keeping its number.
             db.execute(
-                "INSERT INTO votes (guild_id, user_id, text, predicted, suggested, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (guild_id, vote.user_id, vote.text, vote.predicted, vote.suggested, time.time()),
+                "INSERT INTO votes"
+                " (guild_id, user_id, text, predicted, suggested, created_at, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, user_id, result) DO UPDATE SET"
+                " text = excluded.text, predicted = excluded.predicted,"
+                " suggested = excluded.suggested, created_at = excluded.created_at",
+                (
+                    guild_id,
+                    vote.user_id,
+                    vote.text,
+                    vote.predicted,
+                    vote.suggested,
+                    time.time(),
+                    vote.result,
+                ),
             )
             db.execute(
                 "DELETE FROM votes WHERE guild_id = ? AND id NOT IN"
@@ -383,10 +402,12 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = FULL")  # durable before the call returns
         db.execute("PRAGMA foreign_keys = ON")
         _migrate(db, path)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: a garbled schema whose error message is not even valid text.
         db.close()
+        reason = _describe(exc) if isinstance(exc, sqlite3.Error) else "the file is damaged"
         raise StoreError(
-            f"The file {path} is not a usable class database ({_describe(exc)}). Restore it "
+            f"The file {path} is not a usable class database ({reason}). Restore it "
             "from a backup or point ZSL_DATABASE_URL at a new file."
         ) from exc
     except BaseException:
