@@ -71,7 +71,12 @@ def point_discord_at(settings: Settings) -> None:
 
 async def run_bot(settings: Settings, token: str, vectors: zsl.WordVectors, *, sync: bool) -> int:
     """Open the store, connect, and run until SIGINT/SIGTERM or a fatal error."""
-    service = await zsl.ZeroShotService.open(vectors, settings.database_url, limits=settings.limits)
+    service = await zsl.ZeroShotService.open(
+        vectors,
+        settings.database_url,
+        limits=settings.limits,
+        store_timeout=settings.store_timeout_seconds,
+    )
     try:
         bot = ZeroShotBot(service, settings, force_sync=sync)
         loop = asyncio.get_running_loop()

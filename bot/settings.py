@@ -17,7 +17,7 @@ from dotenv import load_dotenv
 
 import zsl
 from bot import messages
-from zsl.store import redact_url
+from zsl.store import DEFAULT_STORE_TIMEOUT, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,13 @@ MAX_COOLDOWN_SECONDS = 86_400.0  # one day
 MAX_FEEDBACK_MINUTES = 1_440.0  # one day
 MAX_SHARDS = 100_000  # room for 100 million servers at 1,000 a shard
 MAX_SNOWFLAKE = 2**63 - 1  # every Discord ID fits a signed 64-bit database integer
+MAX_STORE_TIMEOUT_SECONDS = 600.0  # ten minutes: far past what a member would wait for
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 KEYS = (
     "DISCORD_TOKEN",
     "ZSL_MODEL",
     "ZSL_DATABASE_URL",
+    "ZSL_STORE_TIMEOUT_SECONDS",
     "ZSL_CACHE_DIR",
     "DEV_GUILD_ID",
     "CLASSIFY_COOLDOWN_SECONDS",
@@ -75,6 +77,7 @@ class Settings:
     token: str | None = None
     model: str = zsl.DEFAULT_MODEL
     database_url: str = DEFAULT_DATABASE_URL
+    store_timeout_seconds: float = DEFAULT_STORE_TIMEOUT
     cache_dir: Path | None = None
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
@@ -136,6 +139,9 @@ class Settings:
             token=values.get("DISCORD_TOKEN"),
             model=values.get("ZSL_MODEL", zsl.DEFAULT_MODEL),
             database_url=values.get("ZSL_DATABASE_URL", DEFAULT_DATABASE_URL),
+            store_timeout_seconds=_get(
+                values, "ZSL_STORE_TIMEOUT_SECONDS", _store_timeout, DEFAULT_STORE_TIMEOUT
+            ),
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             dev_guild_id=_get(values, "DEV_GUILD_ID", _snowflake, None),
             classify_cooldown_seconds=_get(
@@ -226,6 +232,18 @@ def _duration(unit: str, maximum: float, meaning: str) -> Callable[[str], float]
 
 _seconds = _duration("seconds", MAX_COOLDOWN_SECONDS, "one day")
 _minutes = _duration("minutes", MAX_FEEDBACK_MINUTES, "one day")
+
+
+def _store_timeout(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_STORE_TIMEOUT_SECONDS:  # 0 would refuse every call; nan, inf too
+        raise ValueError(
+            f"a number of seconds above 0 and up to {MAX_STORE_TIMEOUT_SECONDS:,g} (ten minutes)"
+        )
+    return value
 
 
 def _int_list(raw: str) -> tuple[int, ...]:

@@ -34,6 +34,7 @@ from zsl.errors import (
 )
 from zsl.store import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_STORE_TIMEOUT,
     ClassDefinition,
     GuildRecord,
     Store,
@@ -95,8 +96,11 @@ class ZeroShotService:
         limits: Limits | None = None,
         encoder_config: EncoderConfig | None = None,
         scoring: ScoringConfig | None = None,
+        store_timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> ZeroShotService:
         """Open the registry at ``database_url`` (default ``ZSL_DATABASE_URL`` or SQLite).
+
+        Each store call gives up after ``store_timeout`` seconds with StoreUnavailableError.
 
         Raises:
             StoreError: the database cannot be opened.
@@ -107,7 +111,7 @@ class ZeroShotService:
         threadpool_limits(1, user_api="blas")
         encoder = await asyncio.to_thread(Encoder, vectors, encoder_config)
         await asyncio.to_thread(name_skeleton, "warm")  # reads Unicode's confusables once
-        store = await open_store(url)
+        store = await open_store(url, call_timeout=store_timeout)
         service = cls(encoder, store, limits=limits, scoring=scoring)
         try:
             # Other processes sharing the registry announce their writes; reload what changed.

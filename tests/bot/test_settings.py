@@ -38,6 +38,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.shard_count is None
     assert settings.shard_ids is None
     assert settings.log_level == "INFO"
+    assert settings.store_timeout_seconds == 5.0
 
 
 def test_every_key_is_read() -> None:
@@ -45,6 +46,7 @@ def test_every_key_is_read() -> None:
         "DISCORD_TOKEN": " abc.def ",
         "ZSL_MODEL": "/models/w2v.bin",
         "ZSL_DATABASE_URL": "sqlite:////srv/zsl.db",
+        "ZSL_STORE_TIMEOUT_SECONDS": "2.5",
         "ZSL_CACHE_DIR": "/tmp/cache",
         "DEV_GUILD_ID": "123456789012345678",
         "CLASSIFY_COOLDOWN_SECONDS": "0",
@@ -70,6 +72,7 @@ def test_every_key_is_read() -> None:
         token="abc.def",
         model="/models/w2v.bin",
         database_url="sqlite:////srv/zsl.db",
+        store_timeout_seconds=2.5,
         cache_dir=Path("/tmp/cache"),
         dev_guild_id=123456789012345678,
         classify_cooldown_seconds=0.0,
@@ -139,6 +142,11 @@ def test_empty_values_mean_unset() -> None:
         ("DEV_GUILD_ID", "\u00b2"),  # a digit to str.isdigit, not to int()
         ("DEV_GUILD_ID", str(2**63)),
         ("SHARD_IDS", "0,\u00b9"),
+        ("ZSL_STORE_TIMEOUT_SECONDS", "0"),
+        ("ZSL_STORE_TIMEOUT_SECONDS", "-1"),
+        ("ZSL_STORE_TIMEOUT_SECONDS", "nan"),
+        ("ZSL_STORE_TIMEOUT_SECONDS", "601"),
+        ("ZSL_STORE_TIMEOUT_SECONDS", "soon"),
     ],
 )
 def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
@@ -164,6 +172,7 @@ NUMERIC_MAXIMA = [
     ("SHARD_COUNT", "100000", "a whole number from 1 to 100,000"),
     ("CLASSIFY_COOLDOWN_SECONDS", "86400", "a number of seconds from 0 to 86,400 (one day)"),
     ("FEEDBACK_MINUTES", "1440", "a number of minutes from 0 to 1,440 (one day)"),
+    ("ZSL_STORE_TIMEOUT_SECONDS", "600", "a number of seconds above 0 and up to 600 (ten minutes)"),
     ("DEV_GUILD_ID", str(2**63 - 1), "a server ID (the number from Copy Server ID)"),
 ]
 
@@ -173,7 +182,7 @@ def test_every_numeric_key_has_an_upper_bound() -> None:
 
     assert numeric == {
         key for key in KEYS if key.startswith("ZSL_MAX_") or key.endswith(("_ID", "_COUNT"))
-    } | {"CLASSIFY_COOLDOWN_SECONDS", "FEEDBACK_MINUTES"}
+    } | {"CLASSIFY_COOLDOWN_SECONDS", "FEEDBACK_MINUTES", "ZSL_STORE_TIMEOUT_SECONDS"}
 
 
 @pytest.mark.parametrize(("key", "maximum", "meaning"), NUMERIC_MAXIMA)

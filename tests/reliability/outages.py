@@ -1,5 +1,5 @@
-"""Real outages for the tests: a PostgreSQL cluster that can be stopped and started again, a
-read-only SQLite file, a full disk, and a SQLite file with garbled pages."""
+"""Real outages for the tests: a PostgreSQL cluster that can be stopped and started again or
+frozen, a read-only SQLite file, a full disk, and a SQLite file with garbled pages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -26,6 +27,35 @@ def own_cluster() -> Cluster:
         if os.environ.get("ZSL_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL is required here: {exc}")
         pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def frozen(cluster: Cluster) -> Iterator[None]:
+    """Every process of ``cluster`` stopped with SIGSTOP, then continued: a database that stalls
+    (connections stay open, nothing answers), as under a hung disk or a paused container."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGSTOP)  # first: a stopped postmaster starts no new backends
+    stopped = [postmaster]
+    try:
+        for child in _children(postmaster):
+            os.kill(child, signal.SIGSTOP)
+            stopped.append(child)
+        yield
+    finally:
+        for pid in reversed(stopped):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue  # gone meanwhile
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry))
+    return found
 
 
 @contextlib.contextmanager

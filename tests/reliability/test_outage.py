@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,22 +21,31 @@ import pytest_asyncio
 
 from tests.e2e.conftest import BotProcess
 from tests.e2e.fakediscord import DEFERRED_CHANNEL_MESSAGE, FakeDiscord
-from tests.reliability.outages import Cluster, fill_disk, own_cluster, read_only, small_disk
+from tests.reliability.outages import (
+    Cluster,
+    fill_disk,
+    frozen,
+    own_cluster,
+    read_only,
+    small_disk,
+)
 from tests.reliability.support import assert_plain
 from zsl import (
     ClassDefinition,
     Encoder,
+    StoreError,
     StoreUnavailableError,
     WordVectors,
     ZeroShotService,
 )
-from zsl.store import open_store
+from zsl.store import SQLiteStore, open_store
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
 
 GUILD = 42
 DISCORD_SECONDS = 3.0
 SPORTS = ClassDefinition("sports", "football match team goal")
+MUSIC = ClassDefinition("music", "song album band concert")
 WRITES: dict[str, Callable[[ZeroShotService], Awaitable[Any]]] = {
     "add": lambda s: s.add_class(GUILD, "music", "song album band concert"),
     "edit": lambda s: s.edit_class(GUILD, "sports", description="tennis racket court"),
@@ -169,6 +179,105 @@ async def test_postgresql_stopped_and_started_again(encoder: Encoder, cluster: C
         await watcher.close()
 
 
+STORE_TIMEOUT = 1.0
+SLACK = 1.0  # a busy machine's scheduling, on top of the deadline
+READ, WRITTEN = "cannot be read right now", "cannot be written right now"
+
+
+async def refused_in_time(
+    call: Callable[[], Awaitable[Any]],
+    sentence: str,
+    error: type[StoreError] = StoreUnavailableError,
+) -> None:
+    """``call()`` ends in a plain ``error`` saying ``sentence`` within the deadline."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(error) as refused:
+        async with asyncio.timeout(30):  # a hang fails the test instead of stopping the suite
+            await call()
+    took = loop.time() - started
+    assert took < STORE_TIMEOUT + SLACK, f"{sentence}: {took:.1f}s"
+    assert_plain(refused.value)
+    assert sentence in str(refused.value)
+
+
+@ASYNC
+async def test_postgresql_frozen_every_call_answers_within_its_deadline(cluster: Cluster) -> None:
+    await asyncio.to_thread(cluster_database, cluster, "frozen")
+    url = cluster.url.rsplit("/", 1)[0] + "/frozen"
+    store = await open_store(url, call_timeout=STORE_TIMEOUT)
+    other = await open_store(url, call_timeout=STORE_TIMEOUT)  # another process, listening
+    await other.subscribe(_nothing_to_reload, _nothing_everything_to_reload)
+    loop = asyncio.get_running_loop()
+    try:
+        await store.insert_class(GUILD, SPORTS, 100)
+
+        with frozen(cluster):
+            await refused_in_time(lambda: store.load_guild(GUILD), READ)
+            await refused_in_time(lambda: store.list_votes(GUILD, 10), READ)
+            await refused_in_time(lambda: store.insert_class(GUILD, MUSIC, 100), WRITTEN)
+            await refused_in_time(lambda: store.set_threshold(GUILD, 0.9), WRITTEN)
+            await refused_in_time(
+                lambda: open_store(url, call_timeout=STORE_TIMEOUT),
+                "Cannot connect to PostgreSQL",
+                StoreError,
+            )
+            started = loop.time()
+            await asyncio.wait_for(other.close(), 30)
+            closing = loop.time() - started
+
+        await store.insert_class(GUILD, MUSIC, 100)  # not a duplicate: the abandoned one died
+        record = await store.load_guild(GUILD)
+    finally:
+        await store.close()
+        await other.close()
+
+    assert closing < STORE_TIMEOUT + SLACK
+    assert record.classes == (SPORTS, MUSIC)
+    assert record.threshold is None
+
+
+async def _nothing_to_reload(_guild_id: int) -> None:
+    return None
+
+
+async def _nothing_everything_to_reload() -> None:
+    return None
+
+
+@ASYNC
+async def test_sqlite_worker_stuck_on_a_lock_answers_within_its_deadline(tmp_path: Path) -> None:
+    database = tmp_path / "zsl.sqlite3"
+    # Another connection's lock keeps the worker thread inside SQLite for up to a minute.
+    store = await SQLiteStore.open(database, call_timeout=STORE_TIMEOUT, busy_timeout=60)
+    await store.insert_class(GUILD, SPORTS, 100)
+    holder = sqlite3.connect(database, isolation_level=None)
+    loop = asyncio.get_running_loop()
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        await refused_in_time(lambda: store.insert_class(GUILD, MUSIC, 100), WRITTEN)
+        await refused_in_time(lambda: store.load_guild(GUILD), READ)  # queued behind it
+        holder.execute("ROLLBACK")
+        record = await store.load_guild(GUILD)  # runs after the abandoned write on the worker
+        await store.insert_class(GUILD, ClassDefinition("news"), 100)
+        after = await store.load_guild(GUILD)
+
+        holder.execute("BEGIN IMMEDIATE")  # stuck again: closing does not wait for the worker
+        await refused_in_time(lambda: store.insert_class(GUILD, MUSIC, 100), WRITTEN)
+        started = loop.time()
+        await asyncio.wait_for(store.close(), 30)
+        closing = loop.time() - started
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        await store.close()
+
+    assert record.classes == (SPORTS,)  # the abandoned write committed nothing
+    assert after.classes == (SPORTS, ClassDefinition("news"))
+    assert closing < STORE_TIMEOUT + SLACK
+
+
 # -- through the bot ----------------------------------------------------------------------------
 
 ADMIN = 3100000000000000001
@@ -196,14 +305,15 @@ async def running_bot(fake: FakeDiscord, workdir: Path, env: dict[str, str]) -> 
 
 
 @ASYNC
-@pytest.mark.parametrize("outage", ["sqlite read-only", "postgresql stopped"])
+@pytest.mark.parametrize("outage", ["sqlite read-only", "postgresql stopped", "postgresql frozen"])
 async def test_bot_apologises_during_an_outage_and_recovers_by_itself(
     fake: FakeDiscord, tmp_path: Path, cluster: Cluster, outage: str
 ) -> None:
-    env: dict[str, str] = {}
+    env = {"ZSL_STORE_TIMEOUT_SECONDS": str(STORE_TIMEOUT)}
     if outage.startswith("postgresql"):
-        env["ZSL_DATABASE_URL"] = cluster.url.rsplit("/", 1)[0] + "/bot"
-        await asyncio.to_thread(cluster_database, cluster, "bot")
+        name = "bot_" + outage.split()[1]  # a database of each case's own
+        env["ZSL_DATABASE_URL"] = cluster.url.rsplit("/", 1)[0] + "/" + name
+        await asyncio.to_thread(cluster_database, cluster, name)
     database = tmp_path / "zsl.sqlite3"
 
     async with running_bot(fake, tmp_path, env) as bot:
@@ -214,6 +324,10 @@ async def test_bot_apologises_during_an_outage_and_recovers_by_itself(
             going = read_only(database, Path(f"{database}-wal"))
             going.__enter__()
             back: Callable[[], Any] = lambda: going.__exit__(None, None, None)  # noqa: E731
+        elif outage == "postgresql frozen":
+            stalling = frozen(cluster)
+            stalling.__enter__()
+            back = lambda: stalling.__exit__(None, None, None)  # noqa: E731
         else:
             await asyncio.to_thread(cluster.stop)
             back = cluster.start
@@ -224,6 +338,7 @@ async def test_bot_apologises_during_an_outage_and_recovers_by_itself(
                 await interact(fake, "editclass", name="sports", description="tennis"),
                 await interact(fake, "threshold", value=0.9),
             ]
+            votes = await interact(fake, "votes")
             classified = await interact(fake, "classify", text="a late goal won the match")
         finally:
             await asyncio.to_thread(back)
@@ -234,6 +349,9 @@ async def test_bot_apologises_during_an_outage_and_recovers_by_itself(
             assert exchange.ephemeral
             assert "cannot be written right now" in exchange.text, exchange.text
             assert "try again" in exchange.text
+        if outage.startswith("postgresql"):  # SQLite reads a read-only file well
+            assert votes.callback_at - votes.sent_at < DISCORD_SECONDS
+            assert "cannot be read right now" in votes.text, votes.text
         assert "**sports**" in classified.text
 
         for _ in range(60):

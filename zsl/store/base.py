@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol
 
-from zsl.errors import ConfusableClassError
+from zsl.errors import ConfusableClassError, StoreUnavailableError
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing at all
 # (zero-width marks, variation selectors, Hangul fillers, tags), so they cannot tell names apart.
@@ -237,3 +237,16 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release the connection(s). Safe to call twice."""
         ...
+
+
+DEFAULT_STORE_TIMEOUT = 5.0
+"""Seconds one store call (opening, a read, a write, closing) may take before it is abandoned."""
+
+
+def timed_out(verb: str, seconds: float) -> StoreUnavailableError:
+    """The refusal of a store call abandoned after ``seconds``; ``verb``: read, written, ..."""
+    unit = "second" if seconds == 1 else "seconds"
+    return StoreUnavailableError(
+        f"The class registry cannot be {verb} right now (the database did not answer within "
+        f"{seconds:g} {unit}). Please try again in a minute."
+    )

@@ -25,7 +25,15 @@ from zsl.errors import (
     StoreUnavailableError,
 )
 from zsl.store import redact_url
-from zsl.store.base import ClassDefinition, GuildRecord, Vote, check_not_look_alike, name_key
+from zsl.store.base import (
+    DEFAULT_STORE_TIMEOUT,
+    ClassDefinition,
+    GuildRecord,
+    Vote,
+    check_not_look_alike,
+    name_key,
+    timed_out,
+)
 from zsl.store.sqlite import check_storable
 
 log = logging.getLogger(__name__)
@@ -117,10 +125,10 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 class PostgresStore:
     """:class:`zsl.store.Store` on PostgreSQL. Every write is committed before it returns."""
 
-    def __init__(self, pool: Any, dsn: str, command_timeout: float) -> None:
+    def __init__(self, pool: Any, dsn: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._timeout = command_timeout
+        self._timeout = timeout
         self._listener: Any = None
         self._closed = False
         # Names this store's writes in their notifications, so that it skips its own. Backend
@@ -129,8 +137,11 @@ class PostgresStore:
         self._origin = uuid.uuid4().hex
 
     @classmethod
-    async def open(cls, dsn: str, *, command_timeout: float = 5.0) -> PostgresStore:
+    async def open(cls, dsn: str, *, call_timeout: float = DEFAULT_STORE_TIMEOUT) -> PostgresStore:
         """Connect (a small pool) and migrate the schema.
+
+        Opening, and every call of the store, gives up after ``call_timeout`` seconds with
+        StoreUnavailableError, whatever stalls (connecting, a pool connection, any statement).
 
         Raises:
             StoreError: the server is unreachable, refuses us, or has a newer schema.
@@ -142,13 +153,8 @@ class PostgresStore:
                 "PostgreSQL needs the asyncpg package. Install it with 'pip install asyncpg'."
             ) from exc
         try:
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=1,
-                max_size=4,
-                command_timeout=command_timeout,
-                timeout=command_timeout,
-            )
+            # timeout: for each connection the pool opens (connect, authenticate), now or later.
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, timeout=call_timeout)
         except Exception as exc:  # any failure to connect, e.g. OverflowError for a port 99999
             detail = redact_url(str(exc).splitlines()[0].rstrip(".")) if str(exc) else ""
             raise StoreError(
@@ -156,44 +162,37 @@ class PostgresStore:
                 f"{': ' + detail if detail else ''}). Check ZSL_DATABASE_URL and that the server is"
                 " running."
             ) from exc
-        store = cls(pool, dsn, command_timeout)
+        store = cls(pool, dsn, call_timeout)
         try:
-            await store._migrate()
+            await store._run("opened", _migrate)
         except BaseException:
-            await pool.close()
+            pool.terminate()  # not close(): that would wait on a server that may not answer
             raise
         return store
-
-    async def _migrate(self) -> None:
-        async with self._pool.acquire() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await db.execute("CREATE TABLE IF NOT EXISTS zsl_schema (version INTEGER NOT NULL)")
-            version = await db.fetchval("SELECT version FROM zsl_schema")
-            if version is None:
-                await db.execute("INSERT INTO zsl_schema (version) VALUES (0)")
-                version = 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"The database was written by a newer version of zsl (schema {version}, this"
-                    f" one knows {SCHEMA_VERSION}). Upgrade zsl."
-                )
-            for number in range(version, SCHEMA_VERSION):
-                await db.execute(_MIGRATIONS[number])
-                await db.execute("UPDATE zsl_schema SET version = $1", number + 1)
-                log.info("migrated PostgreSQL schema to %d", number + 1)
 
     async def _run(self, verb: str, fn: Callable[[Any], Awaitable[T]]) -> T:
         import asyncpg
 
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
+        held: list[Any] = []  # the connection, once the pool has given one
+        attempt = asyncio.ensure_future(self._attempt(fn, held))
         try:
-            async with self._pool.acquire(timeout=self._timeout) as db, db.transaction():
-                origin = _ORIGIN.set(self._origin)
-                try:
-                    return await fn(db)
-                finally:
-                    _ORIGIN.reset(origin)
+            await asyncio.wait({attempt}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        try:
+            if not attempt.done():
+                # Stalled: cut the connection, so that its transaction dies with it (the server
+                # rolls it back) and no rollback or release waits on a server that is silent.
+                for db in held:
+                    db.terminate()
+                attempt.cancel()
+                attempt.add_done_callback(_forget)
+                log.warning("postgres %s abandoned after %gs", verb, self._timeout)
+                raise timed_out(verb, self._timeout)
+            return attempt.result()
         except _connection_errors() as exc:
             log.warning("postgres %s failed: %r", verb, exc)
             raise StoreUnavailableError(_UNAVAILABLE.format(verb=verb)) from exc
@@ -202,6 +201,13 @@ class PostgresStore:
             # back, so nothing changed; the operator finds the detail in the log.
             log.error("postgres %s refused: %r", verb, exc)
             raise StoreError(_REFUSED) from exc
+
+    async def _attempt(self, fn: Callable[[Any], Awaitable[T]], held: list[Any]) -> T:
+        async with self._pool.acquire() as db:
+            held.append(db)
+            async with db.transaction():
+                _ORIGIN.set(self._origin)  # this attempt runs in a task of its own
+                return await fn(db)
 
     async def load_all(self) -> dict[int, GuildRecord]:
         return await self._run("read", lambda db: _load(db, None))
@@ -472,7 +478,9 @@ class PostgresStore:
         try:
             while not self._closed:
                 try:
-                    connection = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                    connection = await asyncpg.connect(
+                        self._dsn, timeout=self._timeout, command_timeout=self._timeout
+                    )
                 except (*_connection_errors(), asyncpg.PostgresError) as exc:
                     log.warning("cannot listen for changes (%r); retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
@@ -520,7 +528,35 @@ class PostgresStore:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), self._timeout)
+        except TimeoutError:
+            log.warning("PostgreSQL did not answer while closing; connections cut")
+            self._pool.terminate()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    # An abandoned attempt ends with whatever its cut connection raised; nobody waits for it.
+    if not task.cancelled():
+        task.exception()
+
+
+async def _migrate(db: Any) -> None:
+    await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+    await db.execute("CREATE TABLE IF NOT EXISTS zsl_schema (version INTEGER NOT NULL)")
+    version = await db.fetchval("SELECT version FROM zsl_schema")
+    if version is None:
+        await db.execute("INSERT INTO zsl_schema (version) VALUES (0)")
+        version = 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"The database was written by a newer version of zsl (schema {version}, this one"
+            f" knows {SCHEMA_VERSION}). Upgrade zsl."
+        )
+    for number in range(version, SCHEMA_VERSION):
+        await db.execute(_MIGRATIONS[number])
+        await db.execute("UPDATE zsl_schema SET version = $1", number + 1)
+        log.info("migrated PostgreSQL schema to %d", number + 1)
 
 
 def _resolver(future: asyncio.Future[None]) -> Callable[[object], None]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from zsl.errors import (
     StoreUnavailableError,
 )
 from zsl.store.base import (
+    DEFAULT_STORE_TIMEOUT,
     ClassDefinition,
     GuildRecord,
     Vote,
@@ -29,6 +31,7 @@ from zsl.store.base import (
     has_broken_characters,
     name_key,
     strip_invisible,
+    timed_out,
 )
 
 log = logging.getLogger(__name__)
@@ -117,17 +120,32 @@ def check_storable(cls: ClassDefinition) -> None:
 class SQLiteStore:
     """:class:`zsl.store.Store` on a SQLite file. Durable writes (WAL, ``synchronous=FULL``)."""
 
-    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+    ) -> None:
         self._db = connection
         self._executor = executor
+        self._timeout = timeout
         self._closed = False
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, busy_timeout: float = 5.0, create: bool = True
+        cls,
+        path: str | Path,
+        *,
+        call_timeout: float = DEFAULT_STORE_TIMEOUT,
+        busy_timeout: float | None = None,
+        create: bool = True,
     ) -> SQLiteStore:
         """Open (creating and migrating if needed) the database at ``path``. With ``create``
         false, only an existing registry is opened: nothing is created.
+
+        Opening, and every call of the store, gives up after ``call_timeout`` seconds with
+        StoreUnavailableError (a stalled disk, a lock held elsewhere). ``busy_timeout``: how
+        long SQLite itself waits for another connection's lock (default: ``call_timeout``).
 
         Raises:
             StoreError: the file cannot be opened, is not a database, or is from a newer version;
@@ -137,23 +155,36 @@ class SQLiteStore:
         # two at once on one connection.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zsl-sqlite")
         loop = asyncio.get_running_loop()
+        busy = call_timeout if busy_timeout is None else busy_timeout
         try:
-            if not create:
-                await loop.run_in_executor(executor, _require_registry, str(path))
-            connection = await loop.run_in_executor(executor, _connect, str(path), busy_timeout)
+            async with asyncio.timeout(call_timeout):
+                if not create:
+                    await loop.run_in_executor(executor, _require_registry, str(path))
+                connection = await loop.run_in_executor(executor, _connect, str(path), busy)
+        except TimeoutError as exc:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise timed_out("opened", call_timeout) from exc
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(connection, executor)
+        return cls(connection, executor, call_timeout)
 
     async def _run(self, verb: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
         loop = asyncio.get_running_loop()
+        abandoned = threading.Event()
         try:
-            return await loop.run_in_executor(
-                self._executor, _in_transaction, self._db, fn, verb == "written"
-            )
+            async with asyncio.timeout(self._timeout):
+                return await loop.run_in_executor(
+                    self._executor, _in_transaction, self._db, fn, verb == "written", abandoned
+                )
+        except TimeoutError as exc:
+            # The worker thread is stuck in SQLite (a stalled disk, a lock held elsewhere):
+            # answer now. A call still queued never runs; one under way commits nothing.
+            abandoned.set()
+            log.warning("sqlite %s abandoned after %gs", verb, self._timeout)
+            raise timed_out(verb, self._timeout) from exc
         except sqlite3.Error as exc:
             log.warning("sqlite %s failed: %s", verb, exc)
             if _is_damaged(exc):  # retrying cannot help
@@ -361,7 +392,14 @@ class SQLiteStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._db.close)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await loop.run_in_executor(self._executor, self._db.close)
+        except TimeoutError:
+            # The worker is stuck in SQLite: leave it (and the connection) behind, not the caller.
+            log.warning("closing the SQLite registry without its stuck worker thread")
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            return
         self._executor.shutdown(wait=True)
 
 
@@ -466,12 +504,17 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
 
 
 def _in_transaction(
-    db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool
+    db: sqlite3.Connection,
+    fn: Callable[[sqlite3.Connection], T],
+    write: bool,
+    abandoned: threading.Event,
 ) -> T:
     # A reader must not ask for the write lock: reads keep working on a read-only file.
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         result = fn(db)
+        if abandoned.is_set():  # its caller was told it failed (too slow): keep that true
+            raise TimeoutError("abandoned by its caller")
         db.execute("COMMIT")
     except BaseException:
         # A failed COMMIT (disk full, I/O error) may leave the transaction open; end it so the
