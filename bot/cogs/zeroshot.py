@@ -7,6 +7,7 @@ the settings through its constructor and never reads the environment or loads a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -588,13 +589,22 @@ async def answer_in_time(
     """
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=ANSWER_BUDGET_SECONDS)
-    if not done:
-        try:
-            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        except BaseException:
-            task.cancel()
-            raise
-    return await task
+    if done:
+        return await task
+    try:
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+    except BaseException:
+        task.cancel()
+        raise
+    try:
+        return await task
+    except Exception:
+        if not ephemeral:
+            # The first follow-up after a defer takes the defer's place, as public as it was:
+            # take the "thinking" message away so that the refusal reaches the member alone.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        raise
 
 
 def first_part(text: str, limit: int) -> str:

@@ -97,6 +97,8 @@ class Exchange:
     """When a callback came too late and was refused with "Unknown interaction"."""
     parent: Exchange | None = None
     """For a click on a control: the exchange whose message holds the control."""
+    deleted_original: bool = False
+    """The bot deleted its first answer (after a defer: the "thinking" message)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -276,6 +278,8 @@ class FakeDiscord:
                 return self._followup(token, body)
             case ("PATCH", "webhooks", _, token, "messages", _):
                 return self._followup(token, body)
+            case ("DELETE", "webhooks", _, token, "messages", "@original"):
+                return self._delete_original(token)
             case _:
                 return _json(
                     {"message": "404: Not Found (the fake has no such route)", "code": 0}, 404
@@ -357,6 +361,14 @@ class FakeDiscord:
             interaction["response_message_id"] = parent.message_id
             resource["message"] = self._message(shown) | {"id": parent.message_id}
         return _json({"interaction": interaction, "resource": resource})
+
+    def _delete_original(self, token: str) -> web.Response:
+        exchange = self.exchanges.get(token)
+        if exchange is None or exchange.callback is None:
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        exchange.deleted_original = True
+        exchange.changed.set()
+        return web.Response(status=204)
 
     def _followup(self, token: str, body: Json) -> web.Response:
         exchange = self.exchanges.get(token)

@@ -22,6 +22,7 @@ from tests.e2e.fakediscord import (
     ACK_SECONDS,
     CHANNEL_MESSAGE,
     DEFERRED_CHANNEL_MESSAGE,
+    EPHEMERAL,
     Exchange,
     FakeDiscord,
 )
@@ -140,8 +141,22 @@ async def test_a_slow_first_use_is_deferred_then_answered(
     finally:
         second_status = await process.stop()
 
+    process = await start_bot(fake, tmp_path, database)  # unbuilt again; a text it refuses
+    try:
+        refused = await fake.interact(
+            "classify", {"text": "qxzvvb wqqxjk"}, guild_id=GUILD, user_id=MEMBER, wait=60.0
+        )
+    finally:
+        third_status = await process.stop()
+
     assert first_status == 0, process.log()
     assert second_status == 0, process.log()
+    assert third_status == 0, process.log()
+    # A refusal after a public defer: the "thinking" message goes, the sentence is private.
+    assert refused.callback_type == DEFERRED_CHANNEL_MESSAGE
+    assert refused.deleted_original
+    assert int(refused.message.get("flags") or 0) & EPHEMERAL
+    assert "cannot be classified" in refused.text
     assert_deferred_then_answered(by_command)
     assert_deferred_then_answered(by_menu)
     assert len(fake.late_callbacks) == late_before
