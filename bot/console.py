@@ -290,7 +290,12 @@ def main(settings: Settings) -> int:
         vectors = zsl.load_vectors(settings.model)
         with asyncio.Runner() as runner:
             service = runner.run(
-                zsl.ZeroShotService.open(vectors, settings.database_url, limits=settings.limits)
+                zsl.ZeroShotService.open(
+                    vectors,
+                    settings.database_url,
+                    limits=settings.limits,
+                    store_timeout=settings.store_timeout_seconds,
+                )
             )
             try:
                 repl(runner, Console(service), sys.stdin, sys.stdout)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar
 
@@ -29,6 +29,7 @@ from zsl.errors import (
     InvalidClassError,
     InvalidTextError,
     NoClassesError,
+    StoreUnavailableError,
     UnknownWordsError,
     ZslError,
 )
@@ -86,6 +87,7 @@ class ZeroShotService:
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -127,6 +129,8 @@ class ZeroShotService:
         """Finish the classifications under way and close the store; the service is done."""
         if self._drainer is not None:
             await asyncio.wait([self._drainer])
+        for refresh in self._refreshes:
+            refresh.cancel()
         await self.store.close()
 
     async def __aenter__(self) -> ZeroShotService:
@@ -226,7 +230,10 @@ class ZeroShotService:
             current = await self._current(guild_id)
             current.check_can_add(definition, self.limits)
             updated = await self._run(_add, self.encoder, current, definition)
-            await self.store.insert_class(guild_id, definition, self.limits.classes_per_guild)
+            await self._write(
+                guild_id,
+                self.store.insert_class(guild_id, definition, self.limits.classes_per_guild),
+            )
             self._swap(guild_id, updated)
         log.info("guild %d: added class %r", guild_id, definition.name)
         return definition
@@ -263,7 +270,7 @@ class ZeroShotService:
                 others = (d.name for d in current.definitions if d.key != old.key)
                 check_not_look_alike(definition.name, others)
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
-            await self.store.replace_class(guild_id, old.name, definition)
+            await self._write(guild_id, self.store.replace_class(guild_id, old.name, definition))
             self._swap(guild_id, updated)
         log.info("guild %d: edited class %r -> %r", guild_id, old.name, definition.name)
         return definition
@@ -278,7 +285,7 @@ class ZeroShotService:
             current = await self._current(guild_id)
             removed = current.get(name)
             updated = current.removed(name)
-            await self.store.delete_class(guild_id, removed.name)
+            await self._write(guild_id, self.store.delete_class(guild_id, removed.name))
             self._swap(guild_id, updated)
         log.info("guild %d: removed class %r", guild_id, removed.name)
         return removed
@@ -302,7 +309,10 @@ class ZeroShotService:
                 raise ExampleLimitError(old.name, self.limits.examples_per_class)
             definition = replace(old, examples=(*old.examples, text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
-            await self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class)
+            await self._write(
+                guild_id,
+                self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class),
+            )
             self._swap(guild_id, updated)
         log.info("guild %d: class %r learned an example", guild_id, old.name)
         return definition
@@ -324,7 +334,7 @@ class ZeroShotService:
             text = old.examples[number - 1]
             definition = replace(old, examples=tuple(e for e in old.examples if e != text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
-            await self.store.remove_example(guild_id, old.name, text)
+            await self._write(guild_id, self.store.remove_example(guild_id, old.name, text))
             self._swap(guild_id, updated)
         return text
 
@@ -380,7 +390,7 @@ class ZeroShotService:
             )
         async with self._lock(guild_id):
             current = await self._current(guild_id)
-            await self.store.set_threshold(guild_id, threshold)
+            await self._write(guild_id, self.store.set_threshold(guild_id, threshold))
             self._swap(guild_id, current.with_threshold(threshold))
         return self.threshold(guild_id)
 
@@ -417,6 +427,27 @@ class ZeroShotService:
             self._swap(guild_id, await self._run(_build, self.encoder, guild_id, record, previous))
 
     # -- helpers --------------------------------------------------------------------------------
+
+    async def _write(self, guild_id: int, write: Awaitable[None]) -> None:
+        """Run a store write of the guild (its lock held).
+
+        A write the store gave up on (StoreUnavailableError) may still have landed, e.g. when
+        the deadline passed after COMMIT was sent; this process never hears its own writes'
+        notifications, so it reads the guild back once the lock is free.
+        """
+        try:
+            await write
+        except StoreUnavailableError:
+            refresh = asyncio.create_task(self._refresh(guild_id))
+            self._refreshes.add(refresh)
+            refresh.add_done_callback(self._refreshes.discard)
+            raise
+
+    async def _refresh(self, guild_id: int) -> None:
+        try:
+            await self.reload(guild_id)
+        except ZslError as exc:  # still unreachable: a reconnect reloads what changed
+            log.warning("guild %d: could not re-read it after a failed write (%s)", guild_id, exc)
 
     def _swap(self, guild_id: int, snapshot: ClassSet) -> None:
         self._unbuilt.pop(guild_id, None)

@@ -534,6 +534,31 @@ async def test_a_full_reload_never_undoes_a_newer_write(
     assert names == [n for n, _ in TOPICS] + ["weather"]
 
 
+async def test_a_write_whose_outcome_is_unknown_is_read_back(
+    glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store deadline can pass after COMMIT was sent: the caller hears "unavailable", but the
+    # class is there. The process never hears its own notifications, so it re-reads the guild.
+    async with await _service(glove, db_url) as service:
+        insert_class = service.store.insert_class
+
+        async def landed_then_timed_out(*args: Any) -> None:
+            await insert_class(*args)
+            raise zsl.StoreUnavailableError("the database did not answer in time")
+
+        monkeypatch.setattr(service.store, "insert_class", landed_then_timed_out)
+        with pytest.raises(zsl.StoreUnavailableError):
+            await service.add_class(1, "weather", "rain snow sunny forecast")
+        for _ in range(100):
+            if "weather" in [d.name for d in service.classes(1)]:
+                break
+            await asyncio.sleep(0.05)
+        result = await service.classify(1, "heavy rain and snow tomorrow")
+
+    assert [d.name for d in service.classes(1)] == [n for n, _ in TOPICS] + ["weather"]
+    assert result.top.name == "weather"
+
+
 class TestLazyBuilding:
     """A registry opens in the time it takes to read it; each guild is embedded on first use."""
 
