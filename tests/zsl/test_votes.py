@@ -34,6 +34,7 @@ async def test_a_members_later_vote_on_a_result_replaces_theirs(store_url: str) 
         (ZEALOT, "a goal", "music"),  # replaced in place: it keeps its number
     ]
     assert votes[-1].id == first.id
+    assert [v.result for v in votes] == ["r2", "r1", "r1"]
 
 
 async def test_one_member_clicking_again_and_again_evicts_nobody(store_url: str) -> None:

@@ -370,12 +370,12 @@ class PostgresStore:
     async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
         async def list_(db: Any) -> list[Vote]:
             rows = await db.fetch(
-                "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
+                "SELECT id, user_id, text, predicted, suggested, created_at, result FROM votes"
                 " WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
                 guild_id,
                 limit,
             )
-            return [Vote(r[1], r[2], r[3], r[4], r[0], r[5]) for r in rows]
+            return [Vote(r[1], r[2], r[3], r[4], r[0], r[5], r[6]) for r in rows]
 
         return await self._run("read", list_)
 

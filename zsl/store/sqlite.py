@@ -322,14 +322,15 @@ class SQLiteStore:
     async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
         def list_(db: sqlite3.Connection) -> list[Vote]:
             rows = db.execute(
-                "SELECT id, user_id, text, predicted, suggested, created_at FROM votes"
+                "SELECT id, user_id, text, predicted, suggested, created_at, result FROM votes"
                 " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
                 (guild_id, limit),
             )
+            optional = (str, type(None))
             return [
-                Vote(user_id, text, predicted, suggested, vote_id, created_at)
-                for vote_id, user_id, text, predicted, suggested, created_at in _as_stored(
-                    rows, int, int, str, str, (str, type(None)), _NUMBER
+                Vote(user_id, text, predicted, suggested, vote_id, created_at, result)
+                for vote_id, user_id, text, predicted, suggested, created_at, result in _as_stored(
+                    rows, int, int, str, str, optional, _NUMBER, optional
                 )
             ]
 
