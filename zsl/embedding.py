@@ -98,6 +98,33 @@ class Background:
         return result
 
 
+class _Bag:
+    """One text's distinct known words as they are found: each once, with its occurrences."""
+
+    __slots__ = ("counts", "limit", "rows", "slots", "words")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.slots: dict[int | str, int] = {}  # model row (or unseen word) -> place in the bag
+        self.words: list[str] = []
+        self.rows: list[int] = []
+        self.counts: list[int] = []
+
+    def add(self, key: int | str, word: str, row: int) -> int | None:
+        """Count one more occurrence; returns the word's place if it is new to the bag."""
+        place = self.slots.get(key)
+        if place is not None:
+            self.counts[place] += 1
+            return None
+        if len(self.words) >= self.limit:
+            return None
+        self.slots[key] = len(self.words)
+        self.words.append(word)
+        self.rows.append(row)
+        self.counts.append(1)
+        return len(self.words) - 1
+
+
 class Encoder:
     """Turns text into vectors with one shared, read-only :class:`WordVectors` model."""
 
@@ -143,32 +170,23 @@ class Encoder:
         errors: list[UnknownWordsError | None] = []  # per text: None when it has known words
         subwords: list[tuple[int, Vector]] = []  # (row in the batch, vector built by fastText)
         offset = 0
+        lookup, longest = self.vectors.index, self.config.max_word_length
         for text in texts:
-            slots: dict[int | str, int] = {}  # model row (or unseen word) -> place in the bag
-            words: list[str] = []
-            rows: list[int] = []
-            counts: list[int] = []
+            bag = _Bag(self.config.max_text_words)
             unknown: dict[str, None] = {}
-            occurrences: dict[str, int] = {}  # a token repeated is looked up once
             for token in tokenize(text):
-                occurrences[token] = occurrences.get(token, 0) + 1
-            for token, times in occurrences.items():
-                for word, row in self._known_words(token, unknown):
-                    key: int | str = word if isinstance(row, np.ndarray) else row
-                    place = slots.get(key)
-                    if place is not None:
-                        counts[place] += times
-                        continue
-                    if len(words) >= self.config.max_text_words:
-                        continue
-                    slots[key] = len(words)
-                    if isinstance(row, np.ndarray):
+                # Most tokens are words of the model as they are: no need for the general path.
+                row = lookup(token) if len(token) <= longest else None
+                if row is not None:
+                    bag.add(row, token, row)
+                    continue
+                for word, found in self._known_words(token, unknown):
+                    if isinstance(found, int):
+                        bag.add(found, word, found)
+                    elif (place := bag.add(word, word, len(self.vectors) - 1)) is not None:
                         # An unseen word is rare: it takes the place (and weight) of the rarest.
-                        subwords.append((offset + len(words), row))
-                        row = len(self.vectors) - 1
-                    words.append(word)
-                    rows.append(row)
-                    counts.append(times)
+                        subwords.append((offset + place, found))
+            words, rows, counts = bag.words, bag.rows, bag.counts
             shown_unknown = tuple(itertools.islice(unknown, _SHOWN_UNKNOWN))
             if not words:
                 errors.append(UnknownWordsError(shown_unknown, what=what))
@@ -185,8 +203,8 @@ class Encoder:
                 itertools.chain.from_iterable(c for _, _, c, _ in bags), np.float32, offset
             )
             raw = np.asarray(self._matrix[index], dtype=np.float32)
-            for position, row in subwords:
-                raw[position] = row
+            for position, vector in subwords:
+                raw[position] = vector
             encoded = self._bags(
                 [(words, unknown) for words, _, _, unknown in bags],
                 raw,

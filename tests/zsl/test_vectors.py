@@ -12,7 +12,7 @@ import pytest
 from gensim.models import FastText, KeyedVectors
 from gensim.models.fasttext import save_facebook_model
 
-from zsl import DEFAULT_MODEL, ModelError, WordVectors, load_vectors
+from zsl import DEFAULT_MODEL, Encoder, ModelError, WordVectors, load_vectors
 from zsl.vectors import convert, train_word2vec
 
 WORDS = ["the", "football", "goal", "song", "album", "Paris"]
@@ -115,6 +115,15 @@ class TestFormats:
         assert loaded.subword_vector is not None
         assert loaded.index("footballs") is None
         assert np.any(loaded.subword_vector("footballs"))
+        # The encoder takes such a word once, with its occurrences, at its subword vector.
+        encoded = Encoder(loaded).encode("footballs goal footballs songz")
+        assert encoded.words == ("footballs", "goal", "songz")
+        assert encoded.unknown_words == ()
+        raw = {w: encoded.raw[i] for i, w in enumerate(encoded.words)}
+        np.testing.assert_allclose(raw["footballs"], loaded.subword_vector("footballs"), rtol=1e-6)
+        np.testing.assert_allclose(raw["songz"], loaded.subword_vector("songz"), rtol=1e-6)
+        weights = dict(zip(encoded.words, encoded.weights.tolist(), strict=True))
+        assert weights["footballs"] == pytest.approx(2 * weights["songz"])
 
 
 class TestRefusals:
