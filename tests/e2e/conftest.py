@@ -64,6 +64,24 @@ class BotProcess:
             )
         return cls(process, log_path)
 
+    @classmethod
+    async def start_ready(
+        cls,
+        fake: FakeDiscord,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> BotProcess:
+        """Start the bot on a fresh gateway session and wait until it is ready."""
+        fake.reset_connection()
+        process = await cls.start(fake, workdir, env, args)
+        try:
+            await fake.wait_ready()
+        except TimeoutError:
+            await process.stop()
+            raise AssertionError(f"the bot never connected:\n{process.log()}") from None
+        return process
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -37,12 +37,7 @@ async def bot(
 ) -> AsyncIterator[BotProcess]:
     workdir: Path = tmp_path_factory.mktemp("bot")
     # A long cooldown so the cooldown test sees it; every other test uses its own user.
-    process = await BotProcess.start(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "30"})
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
+    process = await BotProcess.start_ready(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "30"})
     yield process
     status = await process.stop()
     assert status == 0, process.log()

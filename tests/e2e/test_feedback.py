@@ -23,14 +23,7 @@ BUTTON, SELECT = 2, 3
 
 
 async def start(fake: FakeDiscord, workdir: Path, **env: str) -> BotProcess:
-    fake.reset_connection()
-    process = await BotProcess.start(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0", **env})
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
-    return process
+    return await BotProcess.start_ready(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0", **env})
 
 
 async def classified(fake: FakeDiscord, guild: int, text: str) -> Exchange:

@@ -77,8 +77,7 @@ def database(tmp_path: Path) -> Iterator[Path]:
 
 
 async def start_bot(fake: FakeDiscord, workdir: Path, database: Path) -> BotProcess:
-    fake.reset_connection()
-    process = await BotProcess.start(
+    return await BotProcess.start_ready(
         fake,
         workdir,
         {
@@ -87,12 +86,6 @@ async def start_bot(fake: FakeDiscord, workdir: Path, database: Path) -> BotProc
             "CLASSIFY_COOLDOWN_SECONDS": "0",
         },
     )
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
-    return process
 
 
 def assert_deferred_then_answered(first: Exchange) -> None:

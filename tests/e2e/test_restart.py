@@ -19,14 +19,7 @@ ADMIN = 3100000000000000001
 
 
 async def start(fake: FakeDiscord, workdir: Path, *args: str, **env: str) -> BotProcess:
-    fake.reset_connection()
-    process = await BotProcess.start(fake, workdir, env, args)
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
-    return process
+    return await BotProcess.start_ready(fake, workdir, env, args)
 
 
 def sync_paths(fake: FakeDiscord) -> list[str]:

@@ -33,14 +33,7 @@ ACKS_PER_ROUND = 6  # acknowledged classes per round before the kill is armed
 
 
 async def start(fake: FakeDiscord, workdir: Path) -> BotProcess:
-    fake.reset_connection()
-    process = await BotProcess.start(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0"})
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
-    return process
+    return await BotProcess.start_ready(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0"})
 
 
 @pytest.mark.asyncio(loop_scope="module")

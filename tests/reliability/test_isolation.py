@@ -46,15 +46,9 @@ async def bot(
     fake: FakeDiscord, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[BotProcess]:
     workdir: Path = tmp_path_factory.mktemp("isolation")
-    fake.reset_connection()
-    process = await BotProcess.start(
+    process = await BotProcess.start_ready(
         fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "30", "LOG_LEVEL": "DEBUG"}
     )
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
     for guild, admin, name, description in (
         (GUILD_A, ADMIN_A, SECRET, SECRET_WORDS),
         (GUILD_A, ADMIN_A, "cooking", "recipe bake oven kitchen"),

@@ -290,13 +290,7 @@ async def interact(fake: FakeDiscord, command: str, **options: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_bot(fake: FakeDiscord, workdir: Path, env: dict[str, str]) -> AsyncIterator[Any]:
-    fake.reset_connection()
-    process = await BotProcess.start(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0", **env})
-    try:
-        await fake.wait_ready()
-    except TimeoutError:
-        await process.stop()
-        raise AssertionError(f"the bot never connected:\n{process.log()}") from None
+    process = await BotProcess.start_ready(fake, workdir, {"CLASSIFY_COOLDOWN_SECONDS": "0", **env})
     try:
         yield process
     finally:
