@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 import uuid
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "zsl_guild_changed"
-# Which store the write under way goes through, for _notify; set by PostgresStore._run.
-_ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("zsl_store_origin")
 
 # Each entry moves the schema one version up; zsl_schema.version counts the applied ones.
 _MIGRATIONS: tuple[str, ...] = (
@@ -206,8 +203,12 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             held.append(db)
             async with db.transaction():
-                _ORIGIN.set(self._origin)  # this attempt runs in a task of its own
                 return await fn(db)
+
+    async def _notify(self, db: Any, guild_id: int) -> None:
+        """Tell the other processes, as part of the write's transaction, that a guild changed;
+        the payload names this store so that it can skip its own writes."""
+        await db.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{guild_id} {self._origin}")
 
     async def load_all(self) -> dict[int, GuildRecord]:
         return await self._run("read", lambda db: _load(db, None))
@@ -244,7 +245,7 @@ class PostgresStore:
                 last + 1,
                 time.time(),
             )
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", insert)
 
@@ -275,7 +276,7 @@ class PostgresStore:
                 guild_id,
                 old_key,
             )
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", replace)
 
@@ -288,7 +289,7 @@ class PostgresStore:
             )
             if status == "DELETE 0":
                 raise ClassNotFoundError(name)
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", delete)
 
@@ -321,7 +322,7 @@ class PostgresStore:
                 text,
                 time.time(),
             )
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", add)
 
@@ -336,7 +337,7 @@ class PostgresStore:
                 key,
                 text,
             )
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", remove)
 
@@ -396,7 +397,7 @@ class PostgresStore:
                 guild_id,
                 threshold,
             )
-            await _notify(db, guild_id)
+            await self._notify(db, guild_id)
 
         await self._run("written", write)
 
@@ -602,7 +603,3 @@ async def _exists(db: Any, guild_id: int, key: str) -> bool:
         "SELECT 1 FROM classes WHERE guild_id = $1 AND name_key = $2", guild_id, key
     )
     return found is not None
-
-
-async def _notify(db: Any, guild_id: int) -> None:
-    await db.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{guild_id} {_ORIGIN.get()}")
