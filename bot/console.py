@@ -179,7 +179,7 @@ class Console:
                 return messages.CONSOLE_HELP
             return await self._handlers[command.name](command.options)
         except (UsageError, zsl.ZslError) as exc:
-            return str(exc)
+            return messages.error_text(exc) if isinstance(exc, zsl.ZslError) else str(exc)
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: console command %r failed", incident, line)
@@ -304,6 +304,6 @@ def main(settings: Settings) -> int:
             finally:
                 runner.run(service.close())
     except zsl.ZslError as exc:
-        print(exc, file=sys.stderr)
+        print(messages.error_text(exc), file=sys.stderr)
         return 2
     return 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+import zsl
+
 log = logging.getLogger(__name__)
 
 # -- command and option descriptions (Discord shows these; 100 characters at most) -------------
@@ -63,6 +65,53 @@ NO_MESSAGE_TEXT = (
 )
 EDIT_NOTHING = "Tell me what to change: give a new name, a new description, or both."
 THRESHOLD_BOTH = "Give a value or reset, not both."
+
+
+def error_text(exc: zsl.ZslError) -> str:
+    """An expected failure of the core as the bot and the console say it.
+
+    The core's own sentences are neutral; here they name the commands that help next. The one
+    place that words them (httpx's exception mapping): exact types, so a subclass such as
+    ConfusableClassError keeps its own sentence. User input is shown as the core shows it.
+    """
+    if type(exc) is zsl.NoClassesError and exc.dormant:
+        names = ", ".join(f"'{zsl.shown_input(n)}'" for n in exc.dormant[:5])
+        return (
+            f"None of this server's classes can be used with the current model, which knows "
+            f"none of their words ({names}). An admin can describe them again with /editclass."
+        )
+    if type(exc) is zsl.NoClassesError:
+        return "This server has no classes yet. An admin can add one with /addclass."
+    if type(exc) is zsl.ClassNotFoundError:
+        return (
+            f"There is no class named '{zsl.shown_input(exc.name)}'. /classes lists the existing "
+            "ones."
+        )
+    if type(exc) is zsl.DuplicateClassError:
+        return (
+            f"A class named '{zsl.shown_input(exc.name)}' already exists. Pick another name, or "
+            "change it with /editclass."
+        )
+    if type(exc) is zsl.ClassLimitError:
+        return (
+            f"This server already has {exc.limit} classes, the maximum. Remove one with "
+            "/removeclass first."
+        )
+    if type(exc) is zsl.ExampleLimitError:
+        return (
+            f"The class '{zsl.shown_input(exc.name)}' already has {exc.limit} examples, the "
+            "maximum. Remove one with /removeexample first."
+        )
+    if type(exc) is zsl.ExampleNotFoundError:
+        return (
+            f"The class '{zsl.shown_input(exc.name)}' has no example number {exc.number}; it has "
+            f"{exc.count}. /examples lists them."
+        )
+    if type(exc) is zsl.VoteNotFoundError:
+        return f"There is no vote number {exc.number}. /votes lists them."
+    if type(exc) is zsl.InvalidTextError and exc.length == 0:
+        return "There is no text to classify. Give me a sentence or two."
+    return str(exc)
 
 
 def cooldown(retry_after: float) -> str:
@@ -182,7 +231,7 @@ def help_text(admin: bool) -> str:
 RESULT_TITLE = "Classification"
 ABSTAINED = "No class fits this text well enough."
 LIST_TITLE = "Classes of this server"
-NO_CLASSES = "This server has no classes yet. An admin can add one with /addclass."
+NO_CLASSES = error_text(zsl.NoClassesError())
 NO_DESCRIPTION = "(no description)"
 
 

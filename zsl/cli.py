@@ -27,6 +27,7 @@ from zsl.errors import (
     NoClassesError,
     UnknownWordsError,
     ZslError,
+    shown_input,
 )
 from zsl.naive import NaiveClassifier
 from zsl.service import MAX_TOP_K, ZeroShotService
@@ -47,7 +48,6 @@ _UNLIMITED = Limits(
 _GUILD = 1
 _IN_FLIGHT = 256
 _MAX_GUILD_ID = 2**63 - 1  # Discord ids are 64-bit; both registries keep them as BIGINT
-_SHOWN_NAME = 60
 
 
 def _progress(**kwargs: Any) -> Any:
@@ -416,11 +416,6 @@ def _distill(args: argparse.Namespace) -> int:
 # -- entry point --------------------------------------------------------------------------------
 
 
-def _shown(name: str) -> str:
-    visible = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
-    return visible if len(visible) <= _SHOWN_NAME else visible[: _SHOWN_NAME - 1] + "\u2026"
-
-
 def _class_source(args: argparse.Namespace) -> str:
     """Where this command's classes come from, as a sentence names it."""
     if args.command == "classify" and args.store:
@@ -433,12 +428,11 @@ def _class_source(args: argparse.Namespace) -> str:
 
 
 def _for_command_line(exc: ZslError, args: argparse.Namespace) -> str:
-    """``exc`` as the command line should say it.
+    """``exc`` as the command line should say it: the one place that words errors for it.
 
-    The core's sentences speak to the bot's users and name its slash commands (/addclass,
-    /classes...); here they name options and files instead. All such wording is done here, by
-    exception type (httpx's exception mapping). Exact types only: a subclass has a sentence of
-    its own.
+    The core's sentences are neutral; here the ones about classes name the class file, the
+    registry or the option that helps next (httpx's exception mapping). Exact types only: a
+    subclass has a sentence of its own. Any other error's neutral sentence is said as it is.
     """
     source = _class_source(args)
     if type(exc) is NoClassesError:
@@ -454,11 +448,11 @@ def _for_command_line(exc: ZslError, args: argparse.Namespace) -> str:
         )
     if type(exc) is DuplicateClassError:
         return (
-            f"The class '{_shown(exc.name)}' appears twice in {source} (case and spacing do not "
-            "count). Rename or remove one of them."
+            f"The class '{shown_input(exc.name)}' appears twice in {source} (case and spacing do "
+            "not count). Rename or remove one of them."
         )
     if type(exc) is ClassNotFoundError:
-        return f"There is no class named '{_shown(exc.name)}' in {source}. Check the name."
+        return f"There is no class named '{shown_input(exc.name)}' in {source}. Check the name."
     if type(exc) is ClassLimitError:
         return f"There are more than {exc.limit} classes in {source}, the most zsl can use."
     if type(exc) is ExampleLimitError:

@@ -1,7 +1,10 @@
 """Expected failures of the zero-shot core.
 
-Every message is user-safe by contract: plain words, no internals, and the next step. The bot
-shows ``str(exc)`` as it is; the CLI prints it and exits with status 2.
+Each error carries its data as attributes (the class name, the limit, the number asked for...)
+and a neutral default message: a plain, user-safe sentence with the next step that names no
+command of any front end. Each boundary words errors for its audience from that data, at one
+point: ``bot.messages.error_text`` for Discord and the console, ``zsl.cli`` for the command
+line. Whatever a message quotes from user input goes through :func:`shown_input` first.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ _SHOWN_NAME = 60
 _SHOWN_WORD = 30
 
 
-def _shown(text: str, limit: int) -> str:
+def shown_input(text: str, limit: int = _SHOWN_NAME) -> str:
     """User input as it may appear inside a message: one line, printable, at most ``limit``."""
     visible = "".join(ch if ch.isprintable() else " " for ch in text)
     visible = " ".join(visible.split())
@@ -36,19 +39,81 @@ class StoreUnavailableError(StoreError):
 
 
 class InvalidTextError(ZslError):
-    """The text to classify is empty, too long or otherwise unusable."""
+    """The text to classify is empty, too long or otherwise unusable.
+
+    When its length is the problem, ``length`` and ``limit`` say so (``length`` 0: no text at
+    all, or only blanks) and the message is written from them; other cases pass their own
+    sentence.
+    """
+
+    def __init__(
+        self, message: str | None = None, *, length: int | None = None, limit: int | None = None
+    ) -> None:
+        self.length = length
+        self.limit = limit
+        if message is None:
+            if not length:
+                message = "There is no text to classify. Write a sentence or two."
+            else:
+                message = (
+                    f"The text is {length} characters long; the limit is {limit}. Shorten it "
+                    "and try again."
+                )
+        super().__init__(message)
 
 
 class InvalidClassError(ZslError):
     """A class name or description breaks a rule (length, line breaks, ...)."""
 
 
+class ExampleNotFoundError(InvalidClassError):
+    """The class has no example of that number (1 = the oldest).
+
+    An InvalidClassError because that is what this case raised before it had its own type.
+    """
+
+    def __init__(self, name: str, number: int, count: int) -> None:
+        self.name = name
+        self.number = number
+        self.count = count
+        super().__init__(
+            f"The class '{shown_input(name)}' has no example number {number}; it has {count}."
+        )
+
+
+class VoteNotFoundError(InvalidClassError):
+    """The guild has no vote of that number (already dismissed, or never given).
+
+    An InvalidClassError because that is what this case raised before it had its own type.
+    """
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"There is no vote number {number}. List the votes to see their numbers.")
+
+
+class InvalidThresholdError(InvalidClassError):
+    """An abstain threshold outside [0, 1] (or not a number).
+
+    An InvalidClassError because that is what this case raised before it had its own type.
+    """
+
+    def __init__(self, value: float, default: float) -> None:
+        self.value = value
+        self.default = default
+        super().__init__(f"The threshold must be between 0 and 1 (the default is {default}).")
+
+
 class UnknownWordsError(ZslError):
-    """No word of a text or class definition is in the model's vocabulary."""
+    """No word of a text or class definition is in the model's vocabulary.
+
+    ``what`` names what was refused: "text", "example", or a class ("class 'sports'").
+    """
 
     def __init__(self, words: Iterable[str], *, what: str = "text") -> None:
         self.words = tuple(dict.fromkeys(words))
-        shown = ", ".join(_shown(w, _SHOWN_WORD) for w in self.words[:10])
+        self.what = what
+        shown = ", ".join(shown_input(w, _SHOWN_WORD) for w in self.words[:10])
         shown += " ..." if len(self.words) > 10 else ""
         if self.words:
             detail = f"none of its words are known to the model ({shown})"
@@ -62,18 +127,22 @@ class UnknownWordsError(ZslError):
 
 
 class NoClassesError(ZslError):
-    """The guild has no classes to classify into."""
+    """There are no classes to classify into.
+
+    ``dormant`` names the classes that exist but cannot be used: after a model change, the
+    model may know none of their words.
+    """
 
     def __init__(self, dormant: tuple[str, ...] = ()) -> None:
-        if dormant:
-            # After a model change: the classes exist, but the model knows none of their words.
-            names = ", ".join(f"'{_shown(n, _SHOWN_NAME)}'" for n in dormant[:5])
+        self.dormant = tuple(dormant)
+        if self.dormant:
+            names = ", ".join(f"'{shown_input(n)}'" for n in self.dormant[:5])
             super().__init__(
-                f"None of this server's classes can be used with the current model, which knows "
-                f"none of their words ({names}). An admin can describe them again with /editclass."
+                "None of the classes can be used with the current model, which knows none of "
+                f"their words ({names}). Describe them again in words it knows."
             )
         else:
-            super().__init__("This server has no classes yet. An admin can add one with /addclass.")
+            super().__init__("There are no classes yet. Add one first.")
 
 
 class ClassNotFoundError(ZslError):
@@ -81,10 +150,7 @@ class ClassNotFoundError(ZslError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(
-            f"There is no class named '{_shown(name, _SHOWN_NAME)}'. /classes lists the existing "
-            "ones."
-        )
+        super().__init__(f"There is no class named '{shown_input(name)}'. Check the name.")
 
 
 class DuplicateClassError(ZslError):
@@ -92,11 +158,7 @@ class DuplicateClassError(ZslError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(
-            f"A class named '{_shown(name, _SHOWN_NAME)}' already exists. Pick another name, or "
-            "change it with "
-            "/editclass."
-        )
+        super().__init__(f"A class named '{shown_input(name)}' already exists. Pick another name.")
 
 
 class ConfusableClassError(DuplicateClassError):
@@ -108,8 +170,8 @@ class ConfusableClassError(DuplicateClassError):
         # Not DuplicateClassError's sentence: the names differ, they only look the same.
         ZslError.__init__(
             self,
-            f"The name '{_shown(name, _SHOWN_NAME)}' looks the same as the existing class "
-            f"'{_shown(existing, _SHOWN_NAME)}'. Pick a clearly different name.",
+            f"The name '{shown_input(name)}' looks the same as the existing class "
+            f"'{shown_input(existing)}'. Pick a clearly different name.",
         )
 
 
@@ -118,18 +180,16 @@ class ClassLimitError(ZslError):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(
-            f"This server already has {limit} classes, the maximum. Remove one with "
-            "/removeclass first."
-        )
+        super().__init__(f"There are already {limit} classes, the maximum. Remove one first.")
 
 
 class ExampleLimitError(ZslError):
     """The class already holds the maximum number of examples."""
 
     def __init__(self, name: str, limit: int) -> None:
+        self.name = name
         self.limit = limit
         super().__init__(
-            f"The class '{_shown(name, _SHOWN_NAME)}' already has {limit} examples, the maximum. "
-            "Remove one with /removeexample first."
+            f"The class '{shown_input(name)}' already has {limit} examples, the maximum. "
+            "Remove one first."
         )

@@ -26,11 +26,13 @@ from zsl.errors import (
     ClassNotFoundError,
     DuplicateClassError,
     ExampleLimitError,
-    InvalidClassError,
+    ExampleNotFoundError,
     InvalidTextError,
+    InvalidThresholdError,
     NoClassesError,
     StoreUnavailableError,
     UnknownWordsError,
+    VoteNotFoundError,
     ZslError,
 )
 from zsl.store import (
@@ -321,16 +323,13 @@ class ZeroShotService:
         """Forget example ``number`` (1 = the oldest) of a class; returns its text.
 
         Raises:
-            ClassNotFoundError, InvalidClassError (no such example), StoreError.
+            ClassNotFoundError, ExampleNotFoundError (no such example), StoreError.
         """
         async with self._lock(guild_id):
             current = await self._current(guild_id)
             old = current.get(class_name)
             if not 1 <= number <= len(old.examples):
-                raise InvalidClassError(
-                    f"The class '{old.name}' has no example number {number}; it has "
-                    f"{len(old.examples)}. /examples lists them."
-                )
+                raise ExampleNotFoundError(old.name, number, len(old.examples))
             text = old.examples[number - 1]
             definition = replace(old, examples=tuple(e for e in old.examples if e != text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
@@ -372,22 +371,20 @@ class ZeroShotService:
         """Forget a reviewed vote.
 
         Raises:
-            InvalidClassError: the guild has no vote with that number.
+            VoteNotFoundError: the guild has no vote with that number.
         """
         if not await self.store.delete_vote(guild_id, vote_id):
-            raise InvalidClassError(f"There is no vote number {vote_id}. /votes lists them.")
+            raise VoteNotFoundError(vote_id)
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> float:
         """Set the guild's abstain threshold in [0, 1]; ``None`` restores the default.
 
         Raises:
-            InvalidClassError: the value is outside [0, 1].
+            InvalidThresholdError: the value is outside [0, 1].
             StoreError: nothing was changed.
         """
         if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
-            raise InvalidClassError(
-                f"The threshold must be between 0 and 1 (the default is {DEFAULT_THRESHOLD})."
-            )
+            raise InvalidThresholdError(threshold, DEFAULT_THRESHOLD)
         async with self._lock(guild_id):
             current = await self._current(guild_id)
             await self._write(guild_id, self.store.set_threshold(guild_id, threshold))
@@ -498,12 +495,9 @@ class ZeroShotService:
 
     def _check_text(self, text: str) -> None:
         if not text or not text.strip():
-            raise InvalidTextError("There is no text to classify. Give me a sentence or two.")
+            raise InvalidTextError(length=0)
         if len(text) > self.limits.text_length:
-            raise InvalidTextError(
-                f"The text is {len(text)} characters long; the limit is "
-                f"{self.limits.text_length}. Shorten it and try again."
-            )
+            raise InvalidTextError(length=len(text), limit=self.limits.text_length)
         self._check_characters(text)
 
     @staticmethod

@@ -119,7 +119,7 @@ class ZeroShotCog(commands.Cog):
         if isinstance(error, app_commands.CommandInvokeError):
             cause = error.original
         if isinstance(cause, zsl.ZslError):
-            text = render.escape(str(cause))
+            text = render.escape(messages.error_text(cause))
         elif isinstance(cause, RefusalError):
             text = str(cause)
         elif isinstance(cause, app_commands.NoPrivateMessage):

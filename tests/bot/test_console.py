@@ -163,6 +163,7 @@ def test_examples_are_taught_listed_and_forgotten(tmp_path: Path) -> None:
     assert out[3] == messages.example_added("sports", 1)
     assert out[4] == "  1. the referee showed a red card"
     assert "has no example number 2" in out[5]
+    assert out[5] == "The class 'sports' has no example number 2; it has 1. /examples lists them."
     assert out[6] == messages.example_removed("sports", "the referee showed a red card")
     assert out[7] == messages.NO_EXAMPLES
 

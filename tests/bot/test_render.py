@@ -190,3 +190,84 @@ class TestThresholdMessages:
     def test_zero_shows_as_zero_percent(self, value: float) -> None:
         assert "at least 0% sure" in messages.threshold_set(value)
         assert "at least 0% sure" in messages.threshold_shown(value, 0.6)
+
+
+class TestErrorText:
+    """The bot and the console word the core's errors as they always did, from their data."""
+
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            (
+                zsl.NoClassesError(),
+                "This server has no classes yet. An admin can add one with /addclass.",
+            ),
+            (
+                zsl.NoClassesError(("sports", "a\nb")),
+                "None of this server's classes can be used with the current model, which knows "
+                "none of their words ('sports', 'a b'). An admin can describe them again with "
+                "/editclass.",
+            ),
+            (
+                zsl.ClassNotFoundError("sports"),
+                "There is no class named 'sports'. /classes lists the existing ones.",
+            ),
+            (
+                zsl.DuplicateClassError("sports"),
+                "A class named 'sports' already exists. Pick another name, or change it with "
+                "/editclass.",
+            ),
+            (
+                zsl.ConfusableClassError("\u0455ports", "sports"),
+                "The name '\u0455ports' looks the same as the existing class 'sports'. Pick a "
+                "clearly different name.",
+            ),
+            (
+                zsl.ClassLimitError(100),
+                "This server already has 100 classes, the maximum. Remove one with /removeclass "
+                "first.",
+            ),
+            (
+                zsl.ExampleLimitError("sports", 20),
+                "The class 'sports' already has 20 examples, the maximum. Remove one with "
+                "/removeexample first.",
+            ),
+            (
+                zsl.ExampleNotFoundError("sports", 5, 2),
+                "The class 'sports' has no example number 5; it has 2. /examples lists them.",
+            ),
+            (zsl.VoteNotFoundError(7), "There is no vote number 7. /votes lists them."),
+            (
+                zsl.InvalidThresholdError(1.5, 0.6),
+                "The threshold must be between 0 and 1 (the default is 0.6).",
+            ),
+            (
+                zsl.InvalidTextError(length=0),
+                "There is no text to classify. Give me a sentence or two.",
+            ),
+            (
+                zsl.InvalidTextError(length=2001, limit=2000),
+                "The text is 2001 characters long; the limit is 2000. Shorten it and try again.",
+            ),
+            (
+                zsl.StoreUnavailableError("The class registry cannot be written right now."),
+                "The class registry cannot be written right now.",
+            ),
+        ],
+        ids=lambda v: type(v).__name__ if isinstance(v, zsl.ZslError) else "",
+    )
+    def test_each_error_reads_as_before(self, error: zsl.ZslError, expected: str) -> None:
+        assert messages.error_text(error) == expected
+
+    def test_user_input_is_clipped_as_the_core_clips_it(self) -> None:
+        name = "x" * 100
+
+        text = messages.error_text(zsl.ClassNotFoundError(name))
+
+        assert (
+            text == f"There is no class named '{'x' * 59}\u2026'. /classes lists the existing ones."
+        )
+
+    def test_the_empty_class_list_is_the_no_classes_sentence(self) -> None:
+        assert messages.error_text(zsl.NoClassesError()) == messages.NO_CLASSES
+        assert render.classes_text([]) == messages.NO_CLASSES

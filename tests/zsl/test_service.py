@@ -158,8 +158,8 @@ class TestRefusalsChangeNothing:
             ),
             (lambda s: s.edit_class(1, "sports", new_name="a\nb"), InvalidClassError),
             (lambda s: s.remove_class(1, "nope"), ClassNotFoundError),
-            (lambda s: s.set_threshold(1, 1.5), InvalidClassError),
-            (lambda s: s.set_threshold(1, float("nan")), InvalidClassError),
+            (lambda s: s.set_threshold(1, 1.5), zsl.InvalidThresholdError),
+            (lambda s: s.set_threshold(1, float("nan")), zsl.InvalidThresholdError),
         ],
     )
     async def test_refused_write(
@@ -220,6 +220,17 @@ class TestRefusalsChangeNothing:
         async with await _service(glove, db_url) as service:
             with pytest.raises(InvalidTextError, match=message):
                 await service.classify(1, text, top_k=top_k)
+
+    @pytest.mark.parametrize(("text", "length"), [("", 0), ("   ", 0), ("x" * 2001, 2001)])
+    async def test_a_refused_text_carries_its_length(
+        self, glove: WordVectors, db_url: str, text: str, length: int
+    ) -> None:
+        async with await _service(glove, db_url) as service:
+            with pytest.raises(InvalidTextError) as refused:
+                await service.classify(1, text)
+
+        assert refused.value.length == length
+        assert refused.value.limit == (None if length == 0 else 2000)
 
 
 class TestEditing:
@@ -460,12 +471,13 @@ class TestLearningFromExamples:
             await service.add_example(1, "music", "second one")
 
             removed = await service.remove_example(1, "music", 1)
-            with pytest.raises(InvalidClassError, match="no example number 5"):
+            with pytest.raises(zsl.ExampleNotFoundError, match="no example number 5") as missing:
                 await service.remove_example(1, "music", 5)
             examples = service.classes(1)[1].examples
 
         assert removed == "first"
         assert examples == ("second one",)
+        assert (missing.value.name, missing.value.number, missing.value.count) == ("music", 5, 1)
 
     @pytest.mark.parametrize(
         ("call", "error"),
@@ -499,9 +511,11 @@ class TestLearningFromExamples:
                 await service.vote(1, 44, "x", "sports", "no such class")
             votes = await service.votes(1)
             await service.dismiss_vote(1, votes[0].id)
-            with pytest.raises(InvalidClassError, match="no vote number"):
+            with pytest.raises(zsl.VoteNotFoundError, match="no vote number") as missing:
                 await service.dismiss_vote(2, votes[1].id)
             left = await service.votes(1)
+
+        assert missing.value.number == votes[1].id
 
         assert [(v.user_id, v.suggested) for v in votes] == [(43, None), (42, "music")]
         assert [v.user_id for v in left] == [42]
