@@ -83,7 +83,7 @@ class ZeroShotBot(commands.AutoShardedBot):
         )
         digest = hashlib.sha256(document.encode()).hexdigest()
         key = f"{SYNC_META_PREFIX}{target}"
-        if not force and await self.service.store.get_meta(key) == digest:
+        if not force and await self.service.meta(key) == digest:
             log.info("commands unchanged since the last sync (%s); not syncing", target)
             return False
         try:
@@ -93,7 +93,7 @@ class ZeroShotBot(commands.AutoShardedBot):
             # stored, so the next start tries again.
             log.error("command sync (%s) failed: %s", target, exc)
             return False
-        await self.service.store.set_meta(key, digest)
+        await self.service.set_meta(key, digest)
         log.info("synced %d commands (%s)", len(synced), target)
         return True
 

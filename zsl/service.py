@@ -168,6 +168,22 @@ class ZeroShotService:
             if (record := self._record(g)).classes or record.threshold is not None
         )
 
+    async def meta(self, key: str) -> str | None:
+        """A value kept for the caller across restarts (e.g. a command-sync hash), or None.
+
+        Raises:
+            StoreUnavailableError: the store did not answer in time.
+        """
+        return await self.store.get_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` across restarts.
+
+        Raises:
+            StoreUnavailableError: the store did not answer in time.
+        """
+        await self.store.set_meta(key, value)
+
     async def classify(self, guild_id: int, text: str, top_k: int = 3) -> Classification:
         """Rank the guild's classes for ``text``.
 
