@@ -32,8 +32,8 @@ from zsl.errors import (
     ZslError,
     shown_input,
 )
+from zsl.records import ClassDefinition, Vote
 from zsl.service import ZeroShotService
-from zsl.store import ClassDefinition, Vote
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 

@@ -41,8 +41,8 @@ import numpy.typing as npt
 from zsl.classes import Limits
 from zsl.errors import ZslError
 from zsl.naive import NaiveClassifier
+from zsl.records import name_key
 from zsl.service import ZeroShotService
-from zsl.store.base import name_key
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 

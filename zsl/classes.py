@@ -19,7 +19,7 @@ from zsl.errors import (
     InvalidClassError,
     UnknownWordsError,
 )
-from zsl.store.base import ClassDefinition, check_not_look_alike, name_key, strip_invisible
+from zsl.records import ClassDefinition, check_not_look_alike, name_key, strip_invisible
 
 log = logging.getLogger(__name__)
 

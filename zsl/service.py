@@ -35,16 +35,15 @@ from zsl.errors import (
     VoteNotFoundError,
     ZslError,
 )
-from zsl.store import (
-    DEFAULT_DATABASE_URL,
-    DEFAULT_STORE_TIMEOUT,
+from zsl.records import (
     ClassDefinition,
     GuildRecord,
-    Store,
     Vote,
-    open_store,
+    check_not_look_alike,
+    has_broken_characters,
+    name_skeleton,
 )
-from zsl.store.base import check_not_look_alike, has_broken_characters, name_skeleton
+from zsl.store import DEFAULT_DATABASE_URL, DEFAULT_STORE_TIMEOUT, Store, open_store
 from zsl.vectors import WordVectors
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from tests.e2e.fakediscord import (
     Exchange,
     FakeDiscord,
 )
-from zsl.store import ClassDefinition, open_store
+from zsl.records import ClassDefinition
+from zsl.store import open_store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

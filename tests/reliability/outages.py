@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import Cluster
-from zsl.store import ClassDefinition, Vote, open_store
+from zsl.records import ClassDefinition, Vote
+from zsl.store import open_store
 
 
 def own_cluster() -> Cluster:

@@ -48,7 +48,8 @@ from zsl import (
 )
 from zsl.classes import validate_class
 from zsl.cli import read_class_file, read_dataset
-from zsl.store import name_key, open_store
+from zsl.records import name_key
+from zsl.store import open_store
 
 WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
 LIMITS = Limits(classes_per_guild=6)  # small, so the limit is reached often

@@ -158,7 +158,8 @@ def test_after_the_server_drops_every_connection_both_recover_and_reload(
 
 
 def test_a_process_is_told_of_the_others_writes_but_not_of_its_own(pg_url: str) -> None:
-    from zsl.store import ClassDefinition, open_store
+    from zsl.records import ClassDefinition
+    from zsl.store import open_store
 
     async def scenario() -> tuple[list[int], list[int]]:
         writer, reader = await open_store(pg_url), await open_store(pg_url)

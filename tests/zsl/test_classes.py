@@ -11,8 +11,7 @@ from zsl.errors import (
     ConfusableClassError,
     DuplicateClassError,
 )
-from zsl.store import ClassDefinition, name_key
-from zsl.store.base import name_skeleton
+from zsl.records import ClassDefinition, name_key, name_skeleton
 
 LIMITS = Limits()
 

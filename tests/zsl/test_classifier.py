@@ -8,7 +8,7 @@ import pytest
 from zsl import ClassSet, Encoder, NoClassesError, WordVectors
 from zsl.classes import embed_class
 from zsl.classifier import calibrated_scores, rank, rank_encoded
-from zsl.store import ClassDefinition
+from zsl.records import ClassDefinition
 
 
 @pytest.fixture

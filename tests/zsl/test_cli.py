@@ -357,7 +357,8 @@ def test_classify_refuses_a_store_that_does_not_exist(
 def _registry(tmp_path: Path, classes: dict[str, str]) -> str:
     import asyncio
 
-    from zsl.store import ClassDefinition, open_store
+    from zsl.records import ClassDefinition
+    from zsl.store import open_store
 
     url = f"sqlite:///{tmp_path}/registry.sqlite3"
 

@@ -22,7 +22,8 @@ from zsl import (
     ZeroShotService,
     ZslError,
 )
-from zsl.store import ClassDefinition, open_store
+from zsl.records import ClassDefinition
+from zsl.store import open_store
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,8 +17,8 @@ from zsl.errors import (
     DuplicateClassError,
     ExampleLimitError,
 )
-from zsl.store import ClassDefinition, GuildRecord, open_store, redact_url
-from zsl.store.base import Vote
+from zsl.records import ClassDefinition, GuildRecord, Vote
+from zsl.store import open_store, redact_url
 from zsl.store.sqlite import SCHEMA_VERSION
 
 pytestmark = pytest.mark.asyncio

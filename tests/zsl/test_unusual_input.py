@@ -14,7 +14,8 @@ from zsl import (
     ZeroShotService,
 )
 from zsl.errors import ConfusableClassError
-from zsl.store import ClassDefinition, open_store
+from zsl.records import ClassDefinition
+from zsl.store import open_store
 
 pytestmark = pytest.mark.asyncio
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from zsl.store import Vote, open_store
+from zsl.records import Vote
+from zsl.store import open_store
 
 pytestmark = pytest.mark.asyncio
 

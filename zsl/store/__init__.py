@@ -5,14 +5,7 @@ from __future__ import annotations
 import re
 
 from zsl.errors import StoreError
-from zsl.store.base import (
-    DEFAULT_STORE_TIMEOUT,
-    ClassDefinition,
-    GuildRecord,
-    Store,
-    Vote,
-    name_key,
-)
+from zsl.store.base import DEFAULT_STORE_TIMEOUT, Store
 from zsl.store.sqlite import SQLiteStore
 
 DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
@@ -20,12 +13,8 @@ DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_STORE_TIMEOUT",
-    "ClassDefinition",
-    "GuildRecord",
     "SQLiteStore",
     "Store",
-    "Vote",
-    "name_key",
     "open_store",
     "redact_url",
 ]

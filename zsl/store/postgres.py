@@ -23,16 +23,9 @@ from zsl.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from zsl.records import ClassDefinition, GuildRecord, Vote, check_not_look_alike, name_key
 from zsl.store import redact_url
-from zsl.store.base import (
-    DEFAULT_STORE_TIMEOUT,
-    ClassDefinition,
-    GuildRecord,
-    Vote,
-    check_not_look_alike,
-    name_key,
-    timed_out,
-)
+from zsl.store.base import DEFAULT_STORE_TIMEOUT, timed_out
 from zsl.store.sqlite import check_storable
 
 log = logging.getLogger(__name__)

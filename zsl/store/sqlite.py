@@ -22,8 +22,7 @@ from zsl.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from zsl.store.base import (
-    DEFAULT_STORE_TIMEOUT,
+from zsl.records import (
     ClassDefinition,
     GuildRecord,
     Vote,
@@ -31,8 +30,8 @@ from zsl.store.base import (
     has_broken_characters,
     name_key,
     strip_invisible,
-    timed_out,
 )
+from zsl.store.base import DEFAULT_STORE_TIMEOUT, timed_out
 
 log = logging.getLogger(__name__)
 
