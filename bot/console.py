@@ -18,12 +18,12 @@ import re
 import secrets
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import zsl
-from bot import messages, render
+from bot import commands, messages, render
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ CONSOLE_GUILD_ID = 0
 """The console's classes live under this guild id, apart from every real server."""
 
 QUIT = object()
-N = TypeVar("N", int, float)
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -41,43 +41,10 @@ class UsageError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A parsed console line: the command name and its options."""
+    """A parsed console line: the command name and its options as typed."""
 
     name: str
     options: dict[str, str]
-
-
-# command -> (option names in positional order, the last one takes the rest, usage)
-_SYNTAX: dict[str, tuple[tuple[str, ...], str]] = {
-    "addclass": (("name", "description"), "/addclass NAME DESCRIPTION..."),
-    "classify": (("text", "top"), "/classify TEXT... [top: N]"),
-    "classes": (("page",), "/classes [PAGE]"),
-    "editclass": (
-        ("name", "new_name", "description"),
-        "/editclass NAME [new_name: NEW] [description: WORDS...]",
-    ),
-    "removeclass": (("name",), "/removeclass NAME"),
-    "threshold": (("value",), "/threshold [VALUE | reset]"),
-    "addexample": (("name", "text"), "/addexample NAME TEXT..."),
-    "examples": (("name",), "/examples NAME"),
-    "removeexample": (("name", "number"), "/removeexample NAME NUMBER"),
-    "help": ((), "/help"),
-    "quit": ((), "/quit"),
-}
-# Positional parsing per command: how many leading single-word (or quoted) arguments come
-# before the one that takes the rest of the line.
-_LEADING_WORDS = {"addclass": 1, "editclass": 1, "addexample": 1, "removeexample": 1}
-_REST_OPTION = {
-    "addclass": "description",
-    "classify": "text",
-    "classes": "page",
-    "editclass": "description",
-    "removeclass": "name",
-    "threshold": "value",
-    "addexample": "text",
-    "examples": "name",
-    "removeexample": "number",
-}
 
 
 def parse(line: str) -> Command:
@@ -91,11 +58,12 @@ def parse(line: str) -> Command:
         return Command("classify", {"text": line} if line else {})
     head, _, rest = line[1:].partition(" ")
     name = head.lower()
-    if name == "exit":
-        name = "quit"
-    if name not in _SYNTAX:
+    if name in ("quit", "exit"):
+        return Command("quit", {})
+    spec = commands.BY_NAME.get(name)
+    if spec is None or not spec.console:
         raise UsageError(messages.console_unknown_command(head))
-    known, _usage = _SYNTAX[name]
+    known = [option.name for option in spec.options if option.console]
     rest = rest.strip()
     options: dict[str, str] = {}
     # Discord-style "option: value" pairs; whatever comes before the first one is positional.
@@ -106,17 +74,17 @@ def parse(line: str) -> Command:
         option = match.group(1)
         end = matches[index + 1].start() if index + 1 < len(matches) else len(rest)
         options[option] = _unquote(rest[match.end() : end].strip())
-    for _ in range(_LEADING_WORDS.get(name, 0)):
+    for option in spec.words:
         if not positional:
             break
         word, positional = _first_word(positional)
-        options.setdefault("name", word)
-    if positional and name in _REST_OPTION:
-        options.setdefault(_REST_OPTION[name], _unquote(positional))
+        options.setdefault(option, word)
+    if positional and spec.rest is not None:
+        options.setdefault(spec.rest, _unquote(positional))
     return Command(name, options)
 
 
-def _option_pattern(known: tuple[str, ...]) -> re.Pattern[str]:
+def _option_pattern(known: list[str]) -> re.Pattern[str]:
     return re.compile(r"(?:^|(?<=\s))(" + "|".join(known) + r"):(?=\s|$)")
 
 
@@ -151,23 +119,63 @@ def _unquote(text: str) -> str:
     return text
 
 
+def _values(spec: commands.Command, typed: dict[str, str]) -> dict[str, commands.Value | None]:
+    """The typed options as the command's values; what was left out takes its default.
+
+    Raises:
+        UsageError: a number or yes/no option got something else.
+    """
+    values = {option.name: option.default for option in spec.options}
+    flags = {option.name for option in spec.options if option.kind is bool and option.console}
+    for option in spec.options:
+        raw = typed.get(option.name)
+        if raw is None or not option.console:
+            continue
+        word = raw.strip().lower()
+        if option.kind is not str and word in flags:
+            values[word] = True  # "/threshold reset": a yes/no option typed as its name
+        else:
+            values[option.name] = _convert(option, raw)
+    return values
+
+
+def _convert(option: commands.Option, raw: str) -> commands.Value:
+    if option.kind is str:
+        return raw
+    word = raw.strip().lower()
+    try:
+        if option.kind is bool:
+            if word not in _YES + _NO:
+                raise ValueError(word)
+            return word in _YES
+        return option.kind(word)
+    except ValueError:
+        raise UsageError(messages.console_bad_value(option.name, option.kind, raw)) from None
+
+
+_YES = ("yes", "true", "on", "1")
+_NO = ("no", "false", "off", "0")
+
+
+class _ConsoleFront:
+    """The console shows text as it is and answers when the work is done."""
+
+    def show(self, text: str, limit: int) -> str:
+        return text
+
+    async def defer(self) -> None:
+        return None
+
+    async def in_time(self, work: Coroutine[Any, Any, T]) -> T:
+        return await work
+
+
 class Console:
     """Runs parsed commands against a service and returns the text to print."""
 
     def __init__(self, service: zsl.ZeroShotService, guild_id: int = CONSOLE_GUILD_ID) -> None:
         self.service = service
         self.guild_id = guild_id
-        self._handlers: dict[str, Callable[[dict[str, str]], Awaitable[str]]] = {
-            "addclass": self._add,
-            "classify": self._classify,
-            "classes": self._classes,
-            "editclass": self._edit,
-            "removeclass": self._remove,
-            "threshold": self._threshold,
-            "addexample": self._add_example,
-            "examples": self._examples,
-            "removeexample": self._remove_example,
-        }
 
     async def execute(self, line: str) -> str | object:
         """The answer to one line, or ``QUIT``. Expected failures come back as their sentence."""
@@ -175,88 +183,41 @@ class Console:
             command = parse(line)
             if command.name == "quit":
                 return QUIT
-            if command.name == "help":
-                return messages.CONSOLE_HELP
-            return await self._handlers[command.name](command.options)
-        except (UsageError, zsl.ZslError) as exc:
+            spec = commands.BY_NAME[command.name]
+            values = _values(spec, command.options)
+            # The person at the console runs the bot: they may use every command.
+            call = commands.Call(self.service, self.guild_id, values, True, _ConsoleFront())
+            try:
+                answer = await spec.run(call)
+            except commands.MissingOptionError:
+                raise UsageError(messages.console_usage(commands.usage(spec))) from None
+            return _text(answer)
+        except (UsageError, commands.RefusalError, zsl.ZslError) as exc:
             return messages.error_text(exc) if isinstance(exc, zsl.ZslError) else str(exc)
         except Exception:
             incident = secrets.token_hex(4)
             log.exception("incident %s: console command %r failed", incident, line)
             return messages.unexpected_error(incident)
 
-    @staticmethod
-    def _require(options: dict[str, str], command: str, *names: str) -> tuple[str, ...]:
-        if any(not options.get(name) for name in names):
-            raise UsageError(messages.console_usage(_SYNTAX[command][1]))
-        return tuple(options[name] for name in names)
 
-    async def _add(self, options: dict[str, str]) -> str:
-        (name,) = self._require(options, "addclass", "name")
-        definition = await self.service.add_class(
-            self.guild_id, name, options.get("description", "")
-        )
-        return messages.class_added(definition.name, len(self.service.classes(self.guild_id)))
-
-    async def _classify(self, options: dict[str, str]) -> str:
-        (text,) = self._require(options, "classify", "text")
-        top = _number(options.get("top", "3"), "top", int)
-        result = await self.service.classify(self.guild_id, text, top_k=top)
-        return render.result_text(result)
-
-    async def _classes(self, options: dict[str, str]) -> str:
-        return render.classes_text(self.service.classes(self.guild_id))
-
-    async def _edit(self, options: dict[str, str]) -> str:
-        (name,) = self._require(options, "editclass", "name")
-        new_name, description = options.get("new_name"), options.get("description")
-        if new_name is None and description is None:
-            return messages.EDIT_NOTHING
-        old_name = self.service.get_class(self.guild_id, name).name
-        definition = await self.service.edit_class(
-            self.guild_id, name, new_name=new_name, description=description
-        )
-        return messages.class_edited(old_name, definition.name, definition.description)
-
-    async def _remove(self, options: dict[str, str]) -> str:
-        (name,) = self._require(options, "removeclass", "name")
-        removed = await self.service.remove_class(self.guild_id, name)
-        return messages.class_removed(removed.name, len(self.service.classes(self.guild_id)))
-
-    async def _threshold(self, options: dict[str, str]) -> str:
-        raw = options.get("value", "").strip().lower()
-        if not raw:
-            return messages.threshold_shown(
-                self.service.threshold(self.guild_id), zsl.DEFAULT_THRESHOLD
-            )
-        value = None if raw == "reset" else _number(raw, "The threshold", float)
-        return messages.threshold_set(await self.service.set_threshold(self.guild_id, value))
-
-    async def _add_example(self, options: dict[str, str]) -> str:
-        name, text = self._require(options, "addexample", "name", "text")
-        definition = await self.service.add_example(self.guild_id, name, text)
-        return messages.example_added(definition.name, len(definition.examples))
-
-    async def _examples(self, options: dict[str, str]) -> str:
-        (name,) = self._require(options, "examples", "name")
-        examples = self.service.get_class(self.guild_id, name).examples
-        if not examples:
-            return messages.NO_EXAMPLES
-        return "\n".join(f"  {i}. {text}" for i, text in enumerate(examples, start=1))
-
-    async def _remove_example(self, options: dict[str, str]) -> str:
-        name, raw = self._require(options, "removeexample", "name", "number")
-        text = await self.service.remove_example(
-            self.guild_id, name, _number(raw, "The example number", int)
-        )
-        return messages.example_removed(name, text)
-
-
-def _number(raw: str, what: str, kind: Callable[[str], N]) -> N:
-    try:
-        return kind(raw)
-    except ValueError:
-        raise UsageError(messages.console_bad_number(what, raw)) from None
+def _text(answer: commands.Answer) -> str:
+    """An answer as the console prints it."""
+    match answer:
+        case commands.Said(text):
+            return text
+        case commands.Classified(result):
+            return render.result_text(result)
+        case commands.ClassList(definitions):
+            return render.classes_text(definitions)
+        case commands.Examples(definition):
+            lines = (f"  {i}. {text}" for i, text in enumerate(definition.examples, start=1))
+            return "\n".join(lines) or messages.NO_EXAMPLES
+        case commands.Help():
+            return commands.console_help()
+        case commands.File(content=content):
+            return content
+        case _:  # votes: the console takes none, so it shows none
+            raise TypeError(f"the console cannot show {answer!r}")
 
 
 def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO) -> None:

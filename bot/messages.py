@@ -42,6 +42,7 @@ REMOVE_EXAMPLE_NAME = "The class to change."
 REMOVE_EXAMPLE_NUMBER = "The example's number in /examples."
 VOTES_DESCRIPTION = "Review members' feedback on results (newest first)."
 VOTES_DISMISS = "Forget the vote with this number once you have dealt with it."
+EXPORT_DESCRIPTION = "Download this server's classes as a JSON file."
 HELP_DESCRIPTION = "Show what this bot can do and how to use it."
 
 # -- feedback buttons under a result ------------------------------------------------------------
@@ -198,32 +199,24 @@ def vote_dismissed(number: int) -> str:
     return f"Forgot vote #{number}."
 
 
-# -- /help ----------------------------------------------------------------------------------------
+# -- /help (the command lines come from bot.commands) ----------------------------------------------
 
 HELP_TITLE = "Zero-shot classifier: commands"
-HELP_MEMBER = """\
-`/classify text:` sort a text into this server's classes (`top:` how many to show, \
-`private:` only you see the answer)
-**Classify message** (a message's menu > Apps) sort someone's message
-`/classes` list this server's classes and their descriptions
-`/help` this list
-Under a result, **Right** and **Wrong, it is...** tell the admins how the bot did."""
-HELP_ADMIN = """\
-**For members with Manage Server**
-`/addclass name: description:` add a class: a name and a few describing words
-`/editclass name:` rename a class or change its description
-`/removeclass name:` remove a class
-`/threshold` show or set how sure the bot must be before it names a class
-`/addexample name: text:` teach a class with a text that belongs to it
-`/examples name:` list the texts a class has learned
-`/removeexample name: number:` make a class forget one example
-`/votes` review members' feedback; `/votes dismiss:` forgets one
-Your **Right** / **Wrong** under a result teaches the class at once."""
+HELP_MEMBER_NOTES = (
+    "**Classify message** (a message's menu > Apps) sort someone's message",
+    "Under a result, **Right** and **Wrong, it is...** tell the admins how the bot did.",
+)
+HELP_ADMIN_TITLE = "**For members with Manage Server**"
+HELP_ADMIN_NOTE = "Your **Right** / **Wrong** under a result teaches the class at once."
 
 
-def help_text(admin: bool) -> str:
-    """/help: the member commands, and the admin ones for members who can use them."""
-    return f"{HELP_MEMBER}\n\n{HELP_ADMIN}" if admin else HELP_MEMBER
+# -- /exportclasses -------------------------------------------------------------------------------
+
+EXPORT_FILENAME = "classes.json"
+
+
+def classes_exported(count: int) -> str:
+    return f"This server's {_classes(count)}, with their examples and the threshold."
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -274,21 +267,14 @@ def console_ready(count: int) -> str:
 
 
 CONSOLE_LOADING = "Loading the word-vector model..."
-CONSOLE_HELP = """\
-Commands (options may also be typed Discord-style: /addclass name: video games description: play):
-  /addclass NAME DESCRIPTION...      add a class (quote a name with spaces: "video games")
-  /classify TEXT...                  rank the classes for a text
-  /classes [PAGE]                    list the classes
-  /editclass NAME new_name: NEW description: WORDS...
-                                     rename a class and/or change its description
-  /removeclass NAME                  remove a class
-  /threshold [VALUE | reset]         show or set the abstain threshold (0 to 1)
-  /addexample NAME TEXT...           teach a class: the text belongs to it
-  /examples NAME                     list a class's examples
-  /removeexample NAME NUMBER         forget an example
-  /help                              this help
-  /quit                              leave the console
-Anything not starting with / is classified."""
+CONSOLE_HELP_INTRO = (
+    "Commands (options may also be typed Discord-style: /addclass name: video games "
+    'description: play;\nquote a name with spaces: "video games"):'
+)
+CONSOLE_HELP_NOTES = (
+    "  /quit                              leave the console",
+    "Anything not starting with / is classified.",
+)
 CONSOLE_BYE = "Bye."
 
 
@@ -300,8 +286,11 @@ def console_usage(usage: str) -> str:
     return f"Usage: {usage}"
 
 
-def console_bad_number(what: str, raw: str) -> str:
-    return f"{what} must be a number, not {raw!r}."
+_EXPECTED = {int: "a whole number", float: "a number", bool: "yes or no"}
+
+
+def console_bad_value(option: str, kind: type, raw: str) -> str:
+    return f"{option}: must be {_EXPECTED.get(kind, 'text')}, not {raw!r}."
 
 
 CONSOLE_UNBALANCED_QUOTE = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import discord
 
 import zsl
-from bot import messages
+from bot import commands, messages
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def examples_embed(definition: zsl.ClassDefinition) -> discord.Embed:
 def help_embed(admin: bool) -> discord.Embed:
     """/help: the member commands, plus the admin ones for members with Manage Server."""
     return discord.Embed(
-        title=messages.HELP_TITLE, description=messages.help_text(admin), colour=LIST_COLOUR
+        title=messages.HELP_TITLE, description=commands.help_text(admin), colour=LIST_COLOUR
     )
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import io
 import logging
 import math
 import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import zsl
+from bot import commands as table
 from bot import messages, render
 from bot.settings import Settings
 
@@ -32,13 +35,8 @@ Interaction = discord.Interaction[discord.Client]
 T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
-MAX_TEXT = 4000  # Discord's own cap on the option; the configured limit is checked by the core
-MAX_NAME = 100
-MAX_DESCRIPTION = 1000
-MAX_TOP = 10
 AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
 CHOICE_LENGTH = 100  # Discord's maximum for a choice's name and value
-MANAGE_GUILD = discord.Permissions(manage_guild=True)
 LIVE_RESULTS = 5000
 """Results whose feedback controls the process remembers (the oldest are forgotten first)."""
 ANSWER_BUDGET_SECONDS = 1.0
@@ -47,8 +45,7 @@ answer 3 s after the member acted, and the gateway's delivery and the reply's ow
 into that."""
 
 
-class RefusalError(app_commands.AppCommandError):
-    """An expected refusal whose message (from ``bot.messages``) is shown as it is."""
+RefusalError = table.RefusalError
 
 
 class Cooldown:
@@ -93,22 +90,21 @@ class ZeroShotCog(commands.Cog):
             allowed_contexts=app_commands.AppCommandContext(guild=True),
         )
         self.context_menu.guild_only = True
-        self.context_menu.error(self.on_context_menu_error)
+        self.context_menu.error(self.on_command_error)
+        self.slash_commands = {spec.name: self._app_command(spec) for spec in table.COMMANDS}
 
     # -- checks and errors ---------------------------------------------------------------------
 
     async def interaction_check(self, interaction: Interaction, /) -> bool:
-        """Commands work only in servers (guild_only tells Discord; this makes sure)."""
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
+        """Commands work only in servers (guild_only tells Discord; this makes sure).
+
+        discord.py runs this for commands bound to the cog; the table's commands, built in
+        ``_app_command``, make the same check in ``run``.
+        """
+        self._guild_id(interaction)
         return True
 
-    async def cog_app_command_error(
-        self, interaction: Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        await self.handle_error(interaction, error)
-
-    async def on_context_menu_error(
+    async def on_command_error(
         self, interaction: Interaction, error: app_commands.AppCommandError
     ) -> None:
         await self.handle_error(interaction, error)
@@ -145,6 +141,7 @@ class ZeroShotCog(commands.Cog):
             log.warning("could not deliver an error reply for interaction %s", interaction.id)
 
     def _guild_id(self, interaction: Interaction) -> int:
+        """The one check that a command runs in a server."""
         if interaction.guild_id is None:
             raise app_commands.NoPrivateMessage()
         return interaction.guild_id
@@ -156,31 +153,83 @@ class ZeroShotCog(commands.Cog):
                 app_commands.Cooldown(1, self.cooldown.seconds), retry_after
             )
 
-    # -- members -------------------------------------------------------------------------------
+    # -- the commands of bot.commands ---------------------------------------------------------
 
-    @app_commands.command(name="classify", description=messages.CLASSIFY_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.describe(
-        text=messages.CLASSIFY_TEXT, top=messages.CLASSIFY_TOP, private=messages.CLASSIFY_PRIVATE
-    )
-    async def classify(
+    def _app_command(self, spec: table.Command) -> app_commands.Command[Any, ..., None]:
+        """The slash command for one entry of the table: options, checks and the callback."""
+
+        async def callback(interaction: Interaction, /, **values: table.Value | None) -> None:
+            await self.run(spec, interaction, values)
+
+        # discord.py reads the options from the callback's signature, as if it were written out.
+        interaction_param = inspect.Parameter(
+            "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
+        )
+        callback.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [interaction_param, *(_parameter(option) for option in spec.options)]
+        )
+        app_commands.guild_only()(callback)
+        if spec.admin:
+            app_commands.default_permissions(manage_guild=True)(callback)
+            app_commands.checks.has_permissions(manage_guild=True)(callback)
+        app_commands.describe(**{o.name: o.description for o in spec.options})(callback)
+        completed = {o.name: self.class_name_autocomplete for o in spec.options if o.class_name}
+        if completed:
+            app_commands.autocomplete(**completed)(callback)
+        command: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name=spec.name, description=spec.description, callback=callback
+        )
+        command.error(self.on_command_error)
+        return command
+
+    async def run(
         self,
+        spec: table.Command,
         interaction: Interaction,
-        text: app_commands.Range[str, 1, MAX_TEXT],
-        top: app_commands.Range[int, 1, MAX_TOP] = 3,
-        private: bool = False,
+        values: Mapping[str, table.Value | None],
     ) -> None:
+        """Run one command of the table and show its answer."""
         guild_id = self._guild_id(interaction)
-        self._check_cooldown(interaction)
-        result = await answer_in_time(
-            interaction, self.service.classify(guild_id, text, top_k=top), ephemeral=private
-        )
-        await reply(
-            interaction,
-            embed=render.result_embed(result, text),
-            view=self._feedback_view(guild_id, text, result),
-            ephemeral=private,
-        )
+        if spec.cooldown:
+            self._check_cooldown(interaction)
+        ephemeral = not spec.public or bool(values.get("private"))
+        front = _DiscordFront(interaction, ephemeral)
+        admin = interaction.permissions.manage_guild
+        call = table.Call(self.service, guild_id, values, admin, front)
+        answer = await spec.run(call)
+        await self.show(interaction, answer, ephemeral=ephemeral)
+
+    async def show(
+        self, interaction: Interaction, answer: table.Answer, *, ephemeral: bool
+    ) -> None:
+        """Reply with ``answer`` as Discord shows it."""
+        match answer:
+            case table.Said(text):
+                await reply(interaction, text, ephemeral=ephemeral)
+            case table.Classified(result, text, note):
+                await reply(
+                    interaction,
+                    embed=render.result_embed(result, text, note=note),
+                    view=self._feedback_view(self._guild_id(interaction), text, result),
+                    ephemeral=ephemeral,
+                )
+            case table.ClassList(definitions, page):
+                pages = render.class_pages(definitions)
+                if page > len(pages):
+                    raise table.RefusalError(messages.page_out_of_range(page, len(pages)))
+                embed = render.classes_embed(pages[page - 1], len(definitions))
+                await reply(interaction, embed=embed, ephemeral=ephemeral)
+            case table.Examples(definition):
+                await reply(
+                    interaction, embed=render.examples_embed(definition), ephemeral=ephemeral
+                )
+            case table.Votes(votes):
+                await reply(interaction, embed=render.votes_embed(votes), ephemeral=ephemeral)
+            case table.Help(admin):
+                await reply(interaction, embed=render.help_embed(admin), ephemeral=ephemeral)
+            case table.File(filename, content, caption):
+                document = discord.File(io.BytesIO(content.encode()), filename=filename)
+                await reply(interaction, caption, file=document, ephemeral=ephemeral)
 
     async def classify_message(self, interaction: Interaction, message: discord.Message) -> None:
         guild_id = self._guild_id(interaction)
@@ -191,14 +240,11 @@ class ZeroShotCog(commands.Cog):
         text = first_part(message.content, self.service.limits.text_length)
         note = None if text == message.content else messages.only_first(len(text))
         result = await answer_in_time(
-            interaction, self.service.classify(guild_id, text, top_k=3), ephemeral=False
-        )
-        await reply(
             interaction,
-            embed=render.result_embed(result, text, note=note),
-            view=self._feedback_view(guild_id, text, result),
+            self.service.classify(guild_id, text, top_k=3),
             ephemeral=False,
         )
+        await self.show(interaction, table.Classified(result, text, note), ephemeral=False)
 
     # -- feedback: "Right" / "Wrong, it is ..." under a result -----------------------------------
 
@@ -281,194 +327,6 @@ class ZeroShotCog(commands.Cog):
             answer = messages.VOTE_KEPT
         await reply(interaction, answer, ephemeral=True)
 
-    @app_commands.command(name="classes", description=messages.CLASSES_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.describe(page=messages.CLASSES_PAGE)
-    async def list_classes(
-        self, interaction: Interaction, page: app_commands.Range[int, 1, 1000] = 1
-    ) -> None:
-        definitions = self.service.classes(self._guild_id(interaction))
-        if not definitions:
-            raise RefusalError(messages.NO_CLASSES)
-        pages = render.class_pages(definitions)
-        if page > len(pages):
-            raise RefusalError(messages.page_out_of_range(page, len(pages)))
-        embed = render.classes_embed(pages[page - 1], len(definitions))
-        await reply(interaction, embed=embed, ephemeral=True)
-
-    @app_commands.command(name="help", description=messages.HELP_DESCRIPTION)
-    @app_commands.guild_only()
-    async def show_help(self, interaction: Interaction) -> None:
-        admin = interaction.permissions.manage_guild
-        await reply(interaction, embed=render.help_embed(admin), ephemeral=True)
-
-    # -- admins --------------------------------------------------------------------------------
-
-    @app_commands.command(name="addclass", description=messages.ADD_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(name=messages.ADD_NAME, description=messages.ADD_DESCRIPTION_OPTION)
-    async def add_class(
-        self,
-        interaction: Interaction,
-        name: app_commands.Range[str, 1, MAX_NAME],
-        description: app_commands.Range[str, 1, MAX_DESCRIPTION],
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        definition = await self.service.add_class(guild_id, name, description)
-        count = len(self.service.classes(guild_id))
-        await reply(
-            interaction,
-            messages.class_added(render.shown(definition.name, 200), count),
-            ephemeral=True,
-        )
-
-    @app_commands.command(name="editclass", description=messages.EDIT_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(
-        name=messages.EDIT_NAME,
-        new_name=messages.EDIT_NEW_NAME,
-        description=messages.EDIT_NEW_DESCRIPTION,
-    )
-    async def edit_class(
-        self,
-        interaction: Interaction,
-        name: app_commands.Range[str, 1, MAX_NAME],
-        new_name: app_commands.Range[str, 1, MAX_NAME] | None = None,
-        description: app_commands.Range[str, 1, MAX_DESCRIPTION] | None = None,
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        if new_name is None and description is None:
-            raise RefusalError(messages.EDIT_NOTHING)
-        old_name = self.service.get_class(guild_id, name).name
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        definition = await self.service.edit_class(
-            guild_id, name, new_name=new_name, description=description
-        )
-        text = messages.class_edited(
-            render.shown(old_name, 200),
-            render.shown(definition.name, 200),
-            render.shown(definition.description, 1000),
-        )
-        await reply(interaction, text, ephemeral=True)
-
-    @app_commands.command(name="removeclass", description=messages.REMOVE_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(name=messages.REMOVE_NAME)
-    async def remove_class(
-        self, interaction: Interaction, name: app_commands.Range[str, 1, MAX_NAME]
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        removed = await self.service.remove_class(guild_id, name)
-        count = len(self.service.classes(guild_id))
-        await reply(
-            interaction,
-            messages.class_removed(render.shown(removed.name, 200), count),
-            ephemeral=True,
-        )
-
-    @app_commands.command(name="threshold", description=messages.THRESHOLD_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(value=messages.THRESHOLD_VALUE, reset=messages.THRESHOLD_RESET)
-    async def threshold(
-        self,
-        interaction: Interaction,
-        value: app_commands.Range[float, 0.0, 1.0] | None = None,
-        reset: bool = False,
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        if value is not None and reset:
-            raise RefusalError(messages.THRESHOLD_BOTH)
-        if value is None and not reset:
-            text = messages.threshold_shown(self.service.threshold(guild_id), zsl.DEFAULT_THRESHOLD)
-            await reply(interaction, text, ephemeral=True)
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        current = await self.service.set_threshold(guild_id, None if reset else value)
-        await reply(interaction, messages.threshold_set(current), ephemeral=True)
-
-    @app_commands.command(name="addexample", description=messages.ADD_EXAMPLE_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(name=messages.ADD_EXAMPLE_NAME, text=messages.ADD_EXAMPLE_TEXT)
-    async def add_example(
-        self,
-        interaction: Interaction,
-        name: app_commands.Range[str, 1, MAX_NAME],
-        text: app_commands.Range[str, 1, MAX_TEXT],
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        definition = await self.service.add_example(guild_id, name, text)
-        answer = messages.example_added(
-            render.shown(definition.name, 200), len(definition.examples)
-        )
-        await reply(interaction, answer, ephemeral=True)
-
-    @app_commands.command(name="examples", description=messages.EXAMPLES_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(name=messages.EXAMPLES_NAME)
-    async def list_examples(
-        self, interaction: Interaction, name: app_commands.Range[str, 1, MAX_NAME]
-    ) -> None:
-        definition = self.service.get_class(self._guild_id(interaction), name)
-        await reply(interaction, embed=render.examples_embed(definition), ephemeral=True)
-
-    @app_commands.command(name="removeexample", description=messages.REMOVE_EXAMPLE_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(name=messages.REMOVE_EXAMPLE_NAME, number=messages.REMOVE_EXAMPLE_NUMBER)
-    async def remove_example(
-        self,
-        interaction: Interaction,
-        name: app_commands.Range[str, 1, MAX_NAME],
-        number: app_commands.Range[int, 1, 10_000],
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        class_name = self.service.get_class(guild_id, name).name
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        removed = await self.service.remove_example(guild_id, name, number)
-        answer = messages.example_removed(
-            render.shown(class_name, 200), render.shown(" ".join(removed.split()), 300)
-        )
-        await reply(interaction, answer, ephemeral=True)
-
-    @app_commands.command(name="votes", description=messages.VOTES_DESCRIPTION)
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
-    @app_commands.describe(dismiss=messages.VOTES_DISMISS)
-    async def list_votes(
-        self, interaction: Interaction, dismiss: app_commands.Range[int, 1] | None = None
-    ) -> None:
-        guild_id = self._guild_id(interaction)
-        # Both paths read or write the store, which may be slow or stalled: acknowledge first.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        if dismiss is not None:
-            await self.service.dismiss_vote(guild_id, dismiss)
-            await reply(interaction, messages.vote_dismissed(dismiss), ephemeral=True)
-            return
-        votes = await self.service.votes(guild_id)
-        await reply(interaction, embed=render.votes_embed(votes), ephemeral=True)
-
-    @edit_class.autocomplete("name")
-    @remove_class.autocomplete("name")
-    @add_example.autocomplete("name")
-    @list_examples.autocomplete("name")
-    @remove_example.autocomplete("name")
     async def class_name_autocomplete(
         self, interaction: Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
@@ -578,6 +436,34 @@ class WrongSelect(
         await _run_feedback(interaction, self.result_id, self.item.values[0])
 
 
+class _DiscordFront:
+    """What a command of the table may ask of one interaction."""
+
+    def __init__(self, interaction: Interaction, ephemeral: bool) -> None:
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+
+    def show(self, text: str, limit: int) -> str:
+        return render.shown(text, limit)
+
+    async def defer(self) -> None:
+        await self.interaction.response.defer(ephemeral=self.ephemeral, thinking=True)
+
+    async def in_time(self, work: Coroutine[Any, Any, T]) -> T:
+        return await answer_in_time(self.interaction, work, ephemeral=self.ephemeral)
+
+
+def _parameter(option: table.Option) -> inspect.Parameter:
+    """An option as the callback parameter discord.py would read from a written-out command."""
+    annotation: Any = option.kind
+    if option.kind is not bool:
+        annotation = app_commands.Range[option.kind, option.low, option.high]
+    default = inspect.Parameter.empty if option.required else option.default
+    return inspect.Parameter(
+        option.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
+
+
 async def answer_in_time(
     interaction: Interaction, work: Coroutine[Any, Any, T], *, ephemeral: bool
 ) -> T:
@@ -626,6 +512,7 @@ async def reply(
     *,
     embed: discord.Embed | None = None,
     view: discord.ui.View | None = None,
+    file: discord.File | None = None,
     ephemeral: bool,
 ) -> None:
     """Answer an interaction, or follow up if it was deferred; never pings anyone."""
@@ -636,6 +523,8 @@ async def reply(
         kwargs["embed"] = embed
     if view is not None:
         kwargs["view"] = view
+    if file is not None:
+        kwargs["file"] = file
     if interaction.response.is_done():
         await interaction.followup.send(**kwargs)
     else:
@@ -648,6 +537,8 @@ async def setup(
     """Wire the cog and its context menu into ``bot``."""
     cog = ZeroShotCog(service, settings)
     await bot.add_cog(cog)
+    for command in cog.slash_commands.values():
+        bot.tree.add_command(command)
     bot.tree.add_command(cog.context_menu)
     # Feedback controls answer from their custom ids, also under messages sent before a restart.
     bot.add_dynamic_items(RightButton, WrongSelect)

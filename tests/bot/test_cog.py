@@ -67,7 +67,9 @@ class TestErrors:
         self, cog: ZeroShotCog, caplog: pytest.LogCaptureFixture
     ) -> None:
         interaction = FakeInteraction()
-        error = app_commands.CommandInvokeError(cog.classify, RuntimeError("disk on fire"))
+        error = app_commands.CommandInvokeError(
+            cog.slash_commands["classify"], RuntimeError("disk on fire")
+        )
 
         with caplog.at_level(logging.ERROR, logger="bot.cogs.zeroshot"):
             await cog.handle_error(interaction, error)  # type: ignore[arg-type]
@@ -86,7 +88,7 @@ class TestErrors:
     async def test_core_refusal_is_shown_as_its_sentence_escaped(self, cog: ZeroShotCog) -> None:
         interaction = FakeInteraction()
         error = app_commands.CommandInvokeError(
-            cog.remove_class, zsl.ClassNotFoundError("@everyone *x*")
+            cog.slash_commands["removeclass"], zsl.ClassNotFoundError("@everyone *x*")
         )
 
         await cog.handle_error(interaction, error)  # type: ignore[arg-type]

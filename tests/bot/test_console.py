@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
-from bot import messages, render
-from bot.console import Command, UsageError, parse
+import zsl
+from bot import commands, messages, render
+from bot.console import Command, Console, UsageError, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,6 +89,53 @@ class TestParse:
         assert parse("/addexample sports it's a goal") == Command(
             "addexample", {"name": "sports", "text": "it's a goal"}
         )
+
+
+@pytest_asyncio.fixture
+async def console(tiny: zsl.WordVectors, db_url: str) -> AsyncIterator[Console]:
+    service = await zsl.ZeroShotService.open(tiny, db_url)
+    yield Console(service)
+    await service.close()
+
+
+class TestCommandsFromTheTable:
+    @pytest.mark.asyncio
+    async def test_a_yes_no_option_may_be_typed_as_its_name(self, console: Console) -> None:
+        await console.execute("/threshold 0.7")
+
+        answer = await console.execute("/threshold RESET")
+
+        assert answer == messages.threshold_set(zsl.DEFAULT_THRESHOLD)
+        assert console.service.threshold(console.guild_id) == zsl.DEFAULT_THRESHOLD
+
+    @pytest.mark.asyncio
+    async def test_a_missing_option_shows_how_to_type_the_command(self, console: Console) -> None:
+        await console.execute("/addclass sports football goal")
+
+        answer = await console.execute("/removeexample sports")
+
+        assert answer == messages.console_usage("/removeexample NAME NUMBER")
+
+    @pytest.mark.asyncio
+    async def test_a_number_option_refuses_words(self, console: Console) -> None:
+        answer = await console.execute("/classify football top: many")
+
+        assert answer == messages.console_bad_value("top", int, "many")
+
+    @pytest.mark.asyncio
+    async def test_help_lists_every_console_command_of_the_table(self, console: Console) -> None:
+        answer = await console.execute("/help")
+
+        assert isinstance(answer, str)
+        for spec in commands.COMMANDS:
+            assert (f"  {commands.usage(spec)}" in answer) is spec.console, spec.name
+        assert "/votes" not in answer  # votes come from Discord's buttons only
+
+    @pytest.mark.asyncio
+    async def test_discord_only_commands_are_unknown(self, console: Console) -> None:
+        answer = await console.execute("/votes")
+
+        assert answer == messages.console_unknown_command("votes")
 
 
 def run_console(stdin: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -177,3 +228,26 @@ def test_minus_zero_threshold_and_a_bad_quote_are_answered_plainly(tmp_path: Pat
     assert "-0%" not in result.stdout
     assert out[3] == messages.CONSOLE_UNBALANCED_QUOTE
     assert out[4] == messages.NO_CLASSES  # no class "it" or "its" was created
+
+
+def test_export_prints_the_classes_as_json(tmp_path: Path) -> None:
+    result = run_console(
+        "/exportclasses\n"
+        "/addclass sports football match\n"
+        "/addexample sports what a goal\n"
+        "/threshold 0.7\n"
+        "/exportclasses\n"
+        "/quit\n",
+        tmp_path,
+    )
+
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert out[2] == messages.NO_CLASSES
+    document = "\n".join(out[6:-1])
+    assert json.loads(document) == {
+        "threshold": 0.7,
+        "classes": [
+            {"name": "sports", "description": "football match", "examples": ["what a goal"]}
+        ],
+    }

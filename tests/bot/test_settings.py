@@ -227,14 +227,14 @@ def test_the_largest_vote_limit_is_one_the_database_takes(tmp_path: Path) -> Non
 
 
 def test_length_maxima_are_the_commands_own_caps() -> None:
-    from bot.cogs import zeroshot
+    from bot import commands
 
     # A longer limit could never be reached through Discord (and names past 100 characters
     # would break the autocomplete choices that show them).
     assert (MAX_NAME_LENGTH, MAX_DESCRIPTION_LENGTH, MAX_TEXT_LENGTH) == (
-        zeroshot.MAX_NAME,
-        zeroshot.MAX_DESCRIPTION,
-        zeroshot.MAX_TEXT,
+        commands.MAX_NAME,
+        commands.MAX_DESCRIPTION,
+        commands.MAX_TEXT,
     )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 TOKEN = "fake-token-for-tests"
 APPLICATION_ID = 1100000000000000001
@@ -55,6 +55,25 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
     )
+
+
+async def _multipart(request: web.Request) -> Json:
+    """A message with files, as discord.py sends it: the JSON in ``payload_json``, then the
+    files; they come back in the message's ``files`` as {"filename", "content"} (text)."""
+    body: Json = {}
+    files: list[Json] = []
+    reader = await request.multipart()
+    async for part in reader:
+        assert isinstance(part, BodyPartReader)
+        data = await part.read()
+        if part.name == "payload_json":
+            body.update(json.loads(data))
+        else:
+            files.append({"filename": part.filename, "content": data.decode()})
+    # An interaction callback holds its message under "data"; a follow-up is the message.
+    message = body["data"] if isinstance(body.get("data"), dict) else body
+    message["files"] = files
+    return body
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> Json:
@@ -232,7 +251,9 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body: Any = None
-        if request.can_read_body:
+        if request.content_type.startswith("multipart/"):
+            body = await _multipart(request)
+        elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw and request.content_type == "application/json" else raw
         path = "/" + request.match_info["tail"]

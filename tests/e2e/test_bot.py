@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -82,6 +83,7 @@ class TestLoginAndSync:
             "removeexample",
             "votes",
             "help",
+            "exportclasses",
         }
 
     async def test_synced_commands_obey_discord_limits(
@@ -425,6 +427,39 @@ class TestAdminFlow:
         assert "at least 80% sure" in shown.text
         assert f"at least {zsl.DEFAULT_THRESHOLD:.0%} sure" in reset.text
         assert "Manage Server" in refused.text
+
+    async def test_export_hands_admins_the_classes_as_a_json_file(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        guild = fake.next_id()
+        await add_class(fake, guild, "sports", "football match")
+        await add_class(fake, guild, "@everyone *news*", "report")
+        await fake.interact("threshold", {"value": 0.7}, guild_id=guild, user_id=ADMIN, admin=True)
+        await fake.interact(
+            "addexample",
+            {"name": "sports", "text": "what a goal"},
+            guild_id=guild,
+            user_id=ADMIN,
+            admin=True,
+        )
+
+        exported = await fake.interact("exportclasses", guild_id=guild, user_id=ADMIN, admin=True)
+        refused = await fake.interact("exportclasses", guild_id=guild, user_id=new_user())
+
+        assert exported.ephemeral
+        assert exported.message["allowed_mentions"] == NO_PINGS
+        [document] = exported.message["files"]
+        assert document["filename"] == "classes.json"
+        assert json.loads(document["content"]) == {
+            "threshold": 0.7,
+            "classes": [
+                {"name": "sports", "description": "football match", "examples": ["what a goal"]},
+                {"name": "@everyone *news*", "description": "report", "examples": []},
+            ],
+        }
+        assert "2 classes" in exported.text
+        assert "Manage Server" in refused.text
+        assert "files" not in refused.message
 
 
 BUTTON, SELECT = 2, 3

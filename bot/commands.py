@@ -1,0 +1,464 @@
+"""Every bot command, described once: its options, who may run it, the service call, the answer.
+
+The cog (``bot/cogs/zeroshot.py``) turns each entry of ``COMMANDS`` into a Discord slash
+command and the console (``bot/console.py``) into a typed command. Both run the same ``run``
+and show its answer their own way (an embed or plain text). A new command is an entry here with
+its ``run`` function, and its sentences in ``bot/messages.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import zsl
+from bot import messages
+
+MAX_TEXT = 4000  # Discord's own cap on a text option; the configured limit is checked by the core
+MAX_NAME = 100
+MAX_DESCRIPTION = 1000
+MAX_TOP = 10
+
+Value = str | int | float | bool
+V = TypeVar("V", str, int, float, bool)
+T = TypeVar("T")
+
+
+class RefusalError(Exception):
+    """An expected refusal whose message (from ``bot.messages``) is shown as it is."""
+
+
+class MissingOptionError(Exception):
+    """A command ran without an option it needs (only the console lets that happen)."""
+
+
+class Front(Protocol):
+    """What a command may ask of the place it runs in: Discord or the console."""
+
+    def show(self, text: str, limit: int) -> str:
+        """User text made safe to show, at most about ``limit`` characters."""
+        ...
+
+    async def defer(self) -> None:
+        """The answer may take a while (a store write): acknowledge now."""
+        ...
+
+    async def in_time(self, work: Coroutine[Any, Any, T]) -> T:
+        """The result of ``work``, acknowledging meanwhile if it takes long."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One run of a command: its option values, the server, and the front it runs in."""
+
+    service: zsl.ZeroShotService
+    guild_id: int
+    values: Mapping[str, Value | None]
+    admin: bool
+    front: Front
+
+    def get(self, name: str, kind: type[V]) -> V | None:
+        """The option's value, or None when it was left out."""
+        value = self.values.get(name)
+        if value is None:
+            return None
+        if kind is float and isinstance(value, int):
+            value = float(value)  # Discord sends a whole number as an integer
+        if not isinstance(value, kind):
+            raise TypeError(f"option {name} is {type(value).__name__}, not {kind.__name__}")
+        return value
+
+    def need(self, name: str, kind: type[V]) -> V:
+        """The option's value. Raises MissingOptionError when it is missing or empty."""
+        value = self.get(name, kind)
+        if value is None or value == "":
+            raise MissingOptionError(name)
+        return value
+
+
+# -- answers: what a command says, before a front shows it ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    result: zsl.Classification
+    text: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassList:
+    definitions: tuple[zsl.ClassDefinition, ...]
+    page: int
+
+
+@dataclass(frozen=True, slots=True)
+class Examples:
+    definition: zsl.ClassDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class Votes:
+    votes: tuple[zsl.Vote, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A document to hand over: an attachment on Discord, printed in the console."""
+
+    filename: str
+    content: str
+    caption: str
+
+
+Answer = Said | Classified | ClassList | Examples | Votes | Help | File
+
+
+# -- the table's shape ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    kind: type[str] | type[int] | type[float] | type[bool]
+    description: str
+    required: bool = False
+    default: Value | None = None
+    low: int | float | None = None
+    """Strings: the shortest length; numbers: the smallest value."""
+    high: int | float | None = None
+    class_name: bool = False
+    """Autocompletes the server's class names."""
+    console: bool = True
+    """The console offers it too (it has no "private" answers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    description: str
+    run: Callable[[Call], Awaitable[Answer]]
+    options: tuple[Option, ...] = ()
+    admin: bool = False
+    """Only members with Manage Server may run it."""
+    public: bool = False
+    """The answer is for the whole channel unless the member picks ``private:``."""
+    cooldown: bool = False
+    """Limited to one use per CLASSIFY_COOLDOWN_SECONDS per member."""
+    words: tuple[str, ...] = ()
+    """Console: options typed as one word (or quoted) before the rest of the line."""
+    rest: str | None = None
+    """Console: the option that takes the rest of the line."""
+    console: bool = True
+    """The console offers it (votes come from Discord's buttons only)."""
+
+
+# -- what each command does -----------------------------------------------------------------------
+
+
+async def _classify(call: Call) -> Answer:
+    text = call.need("text", str)
+    top = call.need("top", int)
+    result = await call.front.in_time(call.service.classify(call.guild_id, text, top_k=top))
+    return Classified(result, text)
+
+
+async def _classes(call: Call) -> Answer:
+    definitions = call.service.classes(call.guild_id)
+    if not definitions:
+        raise RefusalError(messages.NO_CLASSES)
+    return ClassList(definitions, call.need("page", int))
+
+
+async def _help(call: Call) -> Answer:
+    return Help(call.admin)
+
+
+async def _add_class(call: Call) -> Answer:
+    name, description = call.need("name", str), call.get("description", str) or ""
+    await call.front.defer()
+    definition = await call.service.add_class(call.guild_id, name, description)
+    count = len(call.service.classes(call.guild_id))
+    return Said(messages.class_added(call.front.show(definition.name, 200), count))
+
+
+async def _edit_class(call: Call) -> Answer:
+    name = call.need("name", str)
+    new_name, description = call.get("new_name", str), call.get("description", str)
+    if new_name is None and description is None:
+        raise RefusalError(messages.EDIT_NOTHING)
+    old_name = call.service.get_class(call.guild_id, name).name
+    await call.front.defer()
+    definition = await call.service.edit_class(
+        call.guild_id, name, new_name=new_name, description=description
+    )
+    show = call.front.show
+    return Said(
+        messages.class_edited(
+            show(old_name, 200), show(definition.name, 200), show(definition.description, 1000)
+        )
+    )
+
+
+async def _remove_class(call: Call) -> Answer:
+    name = call.need("name", str)
+    await call.front.defer()
+    removed = await call.service.remove_class(call.guild_id, name)
+    count = len(call.service.classes(call.guild_id))
+    return Said(messages.class_removed(call.front.show(removed.name, 200), count))
+
+
+async def _threshold(call: Call) -> Answer:
+    value, reset = call.get("value", float), bool(call.get("reset", bool))
+    if value is not None and reset:
+        raise RefusalError(messages.THRESHOLD_BOTH)
+    if value is None and not reset:
+        current = call.service.threshold(call.guild_id)
+        return Said(messages.threshold_shown(current, zsl.DEFAULT_THRESHOLD))
+    await call.front.defer()
+    current = await call.service.set_threshold(call.guild_id, None if reset else value)
+    return Said(messages.threshold_set(current))
+
+
+async def _add_example(call: Call) -> Answer:
+    name, text = call.need("name", str), call.need("text", str)
+    await call.front.defer()
+    definition = await call.service.add_example(call.guild_id, name, text)
+    shown = call.front.show(definition.name, 200)
+    return Said(messages.example_added(shown, len(definition.examples)))
+
+
+async def _examples(call: Call) -> Answer:
+    return Examples(call.service.get_class(call.guild_id, call.need("name", str)))
+
+
+async def _remove_example(call: Call) -> Answer:
+    name, number = call.need("name", str), call.need("number", int)
+    class_name = call.service.get_class(call.guild_id, name).name
+    await call.front.defer()
+    removed = await call.service.remove_example(call.guild_id, name, number)
+    show = call.front.show
+    return Said(
+        messages.example_removed(show(class_name, 200), show(" ".join(removed.split()), 300))
+    )
+
+
+async def _votes(call: Call) -> Answer:
+    dismiss = call.get("dismiss", int)
+    # Both paths read or write the store, which may be slow or stalled: acknowledge first.
+    await call.front.defer()
+    if dismiss is not None:
+        await call.service.dismiss_vote(call.guild_id, dismiss)
+        return Said(messages.vote_dismissed(dismiss))
+    return Votes(tuple(await call.service.votes(call.guild_id)))
+
+
+async def _export_classes(call: Call) -> Answer:
+    definitions = call.service.classes(call.guild_id)
+    if not definitions:
+        raise RefusalError(messages.NO_CLASSES)
+    document = {
+        "threshold": call.service.threshold(call.guild_id),
+        "classes": [
+            {"name": d.name, "description": d.description, "examples": list(d.examples)}
+            for d in definitions
+        ],
+    }
+    content = json.dumps(document, ensure_ascii=False, indent=2)
+    return File(messages.EXPORT_FILENAME, content, messages.classes_exported(len(definitions)))
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def _class_name(description: str) -> Option:
+    """The ``name`` option of a command about one existing class."""
+    return Option("name", str, description, required=True, low=1, high=MAX_NAME, class_name=True)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "classify",
+        messages.CLASSIFY_DESCRIPTION,
+        _classify,
+        (
+            Option("text", str, messages.CLASSIFY_TEXT, required=True, low=1, high=MAX_TEXT),
+            Option("top", int, messages.CLASSIFY_TOP, default=3, low=1, high=MAX_TOP),
+            Option("private", bool, messages.CLASSIFY_PRIVATE, default=False, console=False),
+        ),
+        public=True,
+        cooldown=True,
+        rest="text",
+    ),
+    Command(
+        "classes",
+        messages.CLASSES_DESCRIPTION,
+        _classes,
+        (Option("page", int, messages.CLASSES_PAGE, default=1, low=1, high=1000),),
+        rest="page",
+    ),
+    Command("help", messages.HELP_DESCRIPTION, _help),
+    Command(
+        "addclass",
+        messages.ADD_DESCRIPTION,
+        _add_class,
+        (
+            Option("name", str, messages.ADD_NAME, required=True, low=1, high=MAX_NAME),
+            Option(
+                "description",
+                str,
+                messages.ADD_DESCRIPTION_OPTION,
+                required=True,
+                low=1,
+                high=MAX_DESCRIPTION,
+            ),
+        ),
+        admin=True,
+        words=("name",),
+        rest="description",
+    ),
+    Command(
+        "editclass",
+        messages.EDIT_DESCRIPTION,
+        _edit_class,
+        (
+            _class_name(messages.EDIT_NAME),
+            Option("new_name", str, messages.EDIT_NEW_NAME, low=1, high=MAX_NAME),
+            Option("description", str, messages.EDIT_NEW_DESCRIPTION, low=1, high=MAX_DESCRIPTION),
+        ),
+        admin=True,
+        words=("name",),
+        rest="description",
+    ),
+    Command(
+        "removeclass",
+        messages.REMOVE_DESCRIPTION,
+        _remove_class,
+        (_class_name(messages.REMOVE_NAME),),
+        admin=True,
+        rest="name",
+    ),
+    Command(
+        "threshold",
+        messages.THRESHOLD_DESCRIPTION,
+        _threshold,
+        (
+            Option("value", float, messages.THRESHOLD_VALUE, low=0.0, high=1.0),
+            Option("reset", bool, messages.THRESHOLD_RESET, default=False),
+        ),
+        admin=True,
+        rest="value",
+    ),
+    Command(
+        "addexample",
+        messages.ADD_EXAMPLE_DESCRIPTION,
+        _add_example,
+        (
+            _class_name(messages.ADD_EXAMPLE_NAME),
+            Option("text", str, messages.ADD_EXAMPLE_TEXT, required=True, low=1, high=MAX_TEXT),
+        ),
+        admin=True,
+        words=("name",),
+        rest="text",
+    ),
+    Command(
+        "examples",
+        messages.EXAMPLES_DESCRIPTION,
+        _examples,
+        (_class_name(messages.EXAMPLES_NAME),),
+        admin=True,
+        rest="name",
+    ),
+    Command(
+        "removeexample",
+        messages.REMOVE_EXAMPLE_DESCRIPTION,
+        _remove_example,
+        (
+            _class_name(messages.REMOVE_EXAMPLE_NAME),
+            Option(
+                "number", int, messages.REMOVE_EXAMPLE_NUMBER, required=True, low=1, high=10_000
+            ),
+        ),
+        admin=True,
+        words=("name",),
+        rest="number",
+    ),
+    Command(
+        "votes",
+        messages.VOTES_DESCRIPTION,
+        _votes,
+        (Option("dismiss", int, messages.VOTES_DISMISS, low=1),),
+        admin=True,
+        console=False,
+    ),
+    Command(
+        "exportclasses",
+        messages.EXPORT_DESCRIPTION,
+        _export_classes,
+        admin=True,
+    ),
+)
+BY_NAME = {command.name: command for command in COMMANDS}
+
+
+# -- help, written from the table -----------------------------------------------------------------
+
+
+def help_text(admin: bool) -> str:
+    """/help on Discord: the member commands, and the admin ones for members who can use them."""
+
+    def line(command: Command) -> str:
+        typed = "".join(f" {o.name}:" for o in command.options if o.required)
+        return f"`/{command.name}{typed}` {command.description}"
+
+    members = [line(c) for c in COMMANDS if not c.admin]
+    member_text = "\n".join([*members, *messages.HELP_MEMBER_NOTES])
+    if not admin:
+        return member_text
+    admins = [line(c) for c in COMMANDS if c.admin]
+    return "\n".join(
+        [member_text, "", messages.HELP_ADMIN_TITLE, *admins, messages.HELP_ADMIN_NOTE]
+    )
+
+
+def usage(command: Command) -> str:
+    """How to type ``command`` in the console, e.g. ``/addclass NAME DESCRIPTION...``."""
+    options = [o for o in command.options if o.console]
+    parts = [f"/{command.name}", *(name.upper() for name in command.words)]
+    rest = next((o for o in options if o.name == command.rest), None)
+    flags = [o.name for o in options if o.kind is bool]
+    if rest is not None:
+        shown = rest.name.upper() + ("..." if rest.kind is str else "")
+        shown = " | ".join([shown, *flags])
+        parts.append(shown if rest.required else f"[{shown}]")
+    for option in options:
+        if option.name in command.words or option is rest or option.kind is bool:
+            continue
+        shown = f"{option.name}: {option.name.upper()}"
+        parts.append(shown if option.required else f"[{shown}]")
+    return " ".join(parts)
+
+
+def console_help() -> str:
+    """/help in the console."""
+    lines = [messages.CONSOLE_HELP_INTRO]
+    for command in COMMANDS:
+        if command.console:
+            typed = usage(command)
+            gap = "\n" + " " * 37 if len(typed) > 34 else " " * (35 - len(typed))
+            lines.append(f"  {typed}{gap}{command.description}")
+    lines += messages.CONSOLE_HELP_NOTES
+    return "\n".join(lines)
