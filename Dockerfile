@@ -21,7 +21,8 @@ RUN pip install .
 
 # Convert the default model (GloVe 6B 50d) now, so the container starts in seconds and
 # memory-maps one read-only copy.
-RUN python -c "import zsl; zsl.load_vectors()" && chmod -R a+rX /opt/zsl/cache
+RUN python -c "import zsl; zsl.load_vectors(cache_dir='/opt/zsl/cache')" \
+    && chmod -R a+rX /opt/zsl/cache
 
 # A non-root user; the class registry (SQLite) lives on a volume.
 RUN useradd --create-home --uid 10001 zsl \

@@ -18,10 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl import ClassDefinition, Encoder, ScoringConfig, UnknownWordsError, load_vectors
+from zsl import (
+    DEFAULT_MODEL,
+    ClassDefinition,
+    Encoder,
+    ScoringConfig,
+    UnknownWordsError,
+    load_vectors,
+)
 from zsl.classes import ClassSet, embed_class
 from zsl.classifier import calibrated_scores
-from zsl.cli import read_dataset
+from zsl.evaluation import read_dataset
 
 THRESHOLDS = (0.3, 0.4, 0.5)
 
@@ -44,7 +51,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path)
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     args = parser.parse_args()
     encoder = Encoder(load_vectors(args.model))
     scoring = ScoringConfig()

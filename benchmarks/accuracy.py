@@ -15,14 +15,14 @@ import asyncio
 import statistics
 from pathlib import Path
 
-from zsl import load_vectors
-from zsl.cli import evaluate, read_dataset
+from zsl import DEFAULT_MODEL, load_vectors
+from zsl.evaluation import evaluate, read_dataset
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="folder of data set folders")
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--examples", type=int, nargs="*", default=[0, 1, 3, 5])
     parser.add_argument("--seeds", type=int, default=2, help="example draws to average")
     args = parser.parse_args()

@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize  # gensim's own dependency
 
-from zsl.cli import read_dataset
 from zsl.embedding import Encoded, Encoder
-from zsl.vectors import load_vectors
+from zsl.evaluation import read_dataset
+from zsl.vectors import DEFAULT_MODEL, load_vectors
 
 FOLDS = 5
 STRENGTH = 10.0
@@ -71,7 +71,9 @@ def ceiling(encoder: Encoder, folder: Path) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the folder of data set folders")
-    parser.add_argument("--model", help="vectors to use (default: the built-in GloVe)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="vectors to use (default: the built-in GloVe)"
+    )
     args = parser.parse_args()
     encoder = Encoder(load_vectors(args.model))
     print("| data set | texts | supervised ceiling (5-fold) | majority class |")

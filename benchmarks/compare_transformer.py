@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -30,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from zsl import ClassDefinition, Encoder, ZslError, load_vectors
+from zsl.classes import ClassSet, embed_class
 from zsl.classifier import rank
-from zsl.cli import _UNLIMITED, _scratch_service, evaluate, read_dataset
-from zsl.distill import _load_minilm
-from zsl.errors import ZslError
-from zsl.vectors import load_vectors
+from zsl.distill import load_minilm
+from zsl.evaluation import evaluate, read_dataset
 
 
 def _cached_encode(model: Any, texts: list[str], cache: Path | None) -> tuple[np.ndarray, float]:
@@ -52,18 +53,18 @@ def _cached_encode(model: Any, texts: list[str], cache: Path | None) -> tuple[np
     return np.asarray(vectors), seconds
 
 
-async def _zsl_cpu_per_text(vectors: Any, data: Any, texts: list[str]) -> float:
+def _zsl_cpu_per_text(vectors: Any, data: Any, texts: list[str]) -> float:
     """CPU seconds per text of encoding and ranking, as ZeroShotService's worker thread does."""
-    async with _scratch_service(vectors, _UNLIMITED) as service:
-        for label in data.labels:
-            await service.add_class(1, label, "")
-        classes = service._snapshots[1]
-        rank(service.encoder, classes, texts[0], 1)  # warm up
-        started = time.process_time()
-        for text in texts:
-            with contextlib.suppress(ZslError):  # a text of unknown words costs as much
-                rank(service.encoder, classes, text, 1)
-        return (time.process_time() - started) / len(texts)
+    encoder = Encoder(vectors)
+    classes = ClassSet(
+        tuple(embed_class(encoder, ClassDefinition(label, "")) for label in data.labels)
+    )
+    rank(encoder, classes, texts[0], 1)  # warm up
+    started = time.process_time()
+    for text in texts:
+        with contextlib.suppress(ZslError):  # a text of unknown words costs as much
+            rank(encoder, classes, text, 1)
+    return (time.process_time() - started) / len(texts)
 
 
 def main() -> int:
@@ -74,9 +75,12 @@ def main() -> int:
     parser.add_argument("--latency-texts", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # The transformer ships inside a package: never ask the Hugging Face hub for anything.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
     vectors = load_vectors(args.model)
-    transformer = _load_minilm()
+    transformer = load_minilm()
     import torch
 
     torch.set_num_threads(1)
@@ -87,7 +91,7 @@ def main() -> int:
         gold = np.array([data.labels.index(g) for g, _ in data.rows])
 
         report = asyncio.run(evaluate(vectors, data))
-        zsl_seconds = asyncio.run(_zsl_cpu_per_text(vectors, data, texts[: args.latency_texts]))
+        zsl_seconds = _zsl_cpu_per_text(vectors, data, texts[: args.latency_texts])
 
         labels, _ = _cached_encode(transformer, data.labels, None)
         encoded, _ = _cached_encode(transformer, texts, args.cache)

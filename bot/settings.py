@@ -6,24 +6,21 @@ one plain sentence that names the key (:class:`SettingsError`).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 
 import zsl
 from bot import messages
-from zsl.store import DEFAULT_STORE_TIMEOUT, redact_url
-
-log = logging.getLogger(__name__)
+from zsl.store import DEFAULT_DATABASE_URL, DEFAULT_STORE_TIMEOUT, redact_url
+from zsl.vectors import default_cache_dir
 
 T = TypeVar("T")
 
-DEFAULT_DATABASE_URL = "sqlite:///data/zsl.sqlite3"
 DEFAULT_COOLDOWN_SECONDS = 3.0
 DEFAULT_FEEDBACK_MINUTES = 15.0
 DEFAULT_VOTE_COOLDOWN_SECONDS = 10.0
@@ -78,7 +75,7 @@ class Settings:
     model: str = zsl.DEFAULT_MODEL
     database_url: str = DEFAULT_DATABASE_URL
     store_timeout_seconds: float = DEFAULT_STORE_TIMEOUT
-    cache_dir: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
     feedback_minutes: float = DEFAULT_FEEDBACK_MINUTES
@@ -134,6 +131,7 @@ class Settings:
         log_level = values.get("LOG_LEVEL", "INFO").upper()
         if log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}.")
+        # The converted-model cache: ZSL_CACHE_DIR, else the per-user cache folder.
         cache_dir = values.get("ZSL_CACHE_DIR")
         return cls(
             token=values.get("DISCORD_TOKEN"),
@@ -142,7 +140,9 @@ class Settings:
             store_timeout_seconds=_get(
                 values, "ZSL_STORE_TIMEOUT_SECONDS", _store_timeout, DEFAULT_STORE_TIMEOUT
             ),
-            cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
+            cache_dir=Path(cache_dir).expanduser()
+            if cache_dir
+            else default_cache_dir(values.get("XDG_CACHE_HOME")),
             dev_guild_id=_get(values, "DEV_GUILD_ID", _snowflake, None),
             classify_cooldown_seconds=_get(
                 values, "CLASSIFY_COOLDOWN_SECONDS", _seconds, DEFAULT_COOLDOWN_SECONDS
@@ -161,15 +161,15 @@ class Settings:
 
     @classmethod
     def load(cls, env_file: str | os.PathLike[str] = ".env") -> Settings:
-        """Read ``env_file`` into the environment (real variables win) and parse it.
+        """Parse ``env_file`` under the real environment (real variables win).
 
-        The file goes into ``os.environ`` so that the core sees the same ``ZSL_*`` values.
+        Neither is changed: the core gets every value as an argument, never from ``os.environ``.
 
         Raises:
             SettingsError: a value is malformed.
         """
-        load_dotenv(env_file, override=False)
-        return cls.from_mapping(os.environ)
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        return cls.from_mapping({**from_file, **os.environ})
 
     def require_token(self) -> str:
         """The Discord token. Raises SettingsError with where to get one when it is missing."""

@@ -71,7 +71,7 @@ def _private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def glove(_private_model_cache: None) -> WordVectors:
     """The real default model (GloVe 6B 50d), converted once per cache and memory-mapped."""
-    return load_vectors()
+    return load_vectors(cache_dir=os.environ["ZSL_CACHE_DIR"])
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from zsl.errors import (
     shown_input,
 )
 from zsl.records import ClassDefinition, Vote
-from zsl.service import ZeroShotService
+from zsl.service import ZeroShotService, use_one_blas_thread
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
@@ -70,4 +70,5 @@ __all__ = [
     "load_vectors",
     "shown_input",
     "tokenize",
+    "use_one_blas_thread",
 ]

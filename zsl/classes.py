@@ -35,6 +35,18 @@ class Limits:
     examples_per_class: int = 20
     votes_per_guild: int = 500
 
+    @classmethod
+    def unlimited(cls) -> Limits:
+        """Limits for evaluation and benchmarks: outside data sets may have more classes, or
+        longer definitions, than a chat server should allow."""
+        return cls(
+            name_length=10_000,
+            description_length=100_000,
+            text_length=1_000_000,
+            classes_per_guild=100_000,
+            examples_per_class=1_000,
+        )
+
 
 def _clean(value: str, field_name: str) -> str:
     if any(unicodedata.category(ch) == "Cs" for ch in value):

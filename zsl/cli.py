@@ -4,49 +4,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import random
+import os
 import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from zsl import bench
 from zsl.classes import Limits
-from zsl.classifier import Classification
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
     ExampleLimitError,
     NoClassesError,
-    UnknownWordsError,
     ZslError,
     shown_input,
 )
-from zsl.naive import NaiveClassifier
-from zsl.service import MAX_TOP_K, ZeroShotService
+from zsl.evaluation import evaluate, read_dataset, read_text, scratch_service
+from zsl.service import MAX_TOP_K, ZeroShotService, use_one_blas_thread
 from zsl.store import open_store
-from zsl.vectors import MAX_DIM, TRAINING_RANGES, WordVectors, load_vectors
-
-log = logging.getLogger(__name__)
-
-# Evaluation and benchmarks build classes as /addclass would, but outside data sets may have
-# more classes or longer definitions than a chat server should allow.
-_UNLIMITED = Limits(
-    name_length=10_000,
-    description_length=100_000,
-    text_length=1_000_000,
-    classes_per_guild=100_000,
-    examples_per_class=1_000,
+from zsl.vectors import (
+    DEFAULT_MODEL,
+    MAX_DIM,
+    TRAINING_RANGES,
+    default_cache_dir,
+    load_vectors,
 )
+
 _GUILD = 1
-_IN_FLIGHT = 256
 _MAX_GUILD_ID = 2**63 - 1  # Discord ids are 64-bit; both registries keep them as BIGINT
 
 
@@ -54,33 +42,6 @@ def _progress(**kwargs: Any) -> Any:
     from tqdm import tqdm
 
     return tqdm(file=sys.stderr, disable=None, **kwargs)  # disable=None: only on a terminal
-
-
-@contextlib.asynccontextmanager
-async def _scratch_service(vectors: WordVectors, limits: Limits) -> AsyncIterator[ZeroShotService]:
-    with tempfile.TemporaryDirectory(prefix="zsl-") as folder:
-        service = await ZeroShotService.open(
-            vectors, f"sqlite:///{folder}/scratch.sqlite3", limits=limits
-        )
-        async with service:
-            yield service
-
-
-def _read_text(path: Path, what: str, hint: str = "Check the path.") -> str:
-    """The UTF-8 text of ``path`` (a byte order mark, as Windows editors write, is fine).
-
-    Raises:
-        ZslError: the file cannot be read or is not UTF-8.
-    """
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ZslError(
-            f"Cannot read {what} {path}: it is not UTF-8 text. Save it as UTF-8."
-        ) from exc
-    except OSError as exc:
-        reason = (exc.strerror or "it cannot be opened").lower()
-        raise ZslError(f"Cannot read {what} {path} ({reason}). {hint}") from exc
 
 
 # -- zsl classify -------------------------------------------------------------------------------
@@ -93,7 +54,7 @@ def read_class_file(path: Path) -> list[tuple[str, str]]:
     Raises:
         ZslError: the file is missing or malformed.
     """
-    text = _read_text(path, "the class file")
+    text = read_text(path, "the class file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -131,15 +92,15 @@ async def _classify(args: argparse.Namespace) -> int:
         # database behind and then report that it has no classes. Checked before the (slow)
         # model load; the service below opens the registry that is now known to exist.
         await (await open_store(args.store, create=False)).close()
-        vectors = load_vectors(args.model)
+        vectors = load_vectors(args.model, cache_dir=args.cache_dir)
         service = await ZeroShotService.open(vectors, args.store)
         async with service:
             return await _classify_texts(service, args.guild, texts, args)
     if not args.classes:
         raise ZslError("Say where the classes are: --classes FILE, or --store URL --guild ID.")
     classes = read_class_file(Path(args.classes))
-    vectors = load_vectors(args.model)
-    async with _scratch_service(vectors, _UNLIMITED) as service:
+    vectors = load_vectors(args.model, cache_dir=args.cache_dir)
+    async with scratch_service(vectors) as service:
         for name, description in classes:
             await service.add_class(_GUILD, name, description)
         return await _classify_texts(service, _GUILD, texts, args)
@@ -191,153 +152,18 @@ async def _classify_texts(
 # -- zsl eval -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DataSet:
-    labels: list[str]
-    descriptions: dict[str, str]
-    rows: list[tuple[str, str]]  # (gold label, text)
-
-
-def read_dataset(folder: Path, names_only: bool) -> DataSet:
-    """Read ``test.tsv``, ``labels.txt`` and (unless ``names_only``) ``descriptions.tsv``.
-
-    Raises:
-        ZslError: a file is missing or malformed.
-    """
-    hint = "A data set folder needs test.tsv and labels.txt."
-    labels = [
-        line.strip()
-        for line in _read_text(folder / "labels.txt", "the label list", hint).splitlines()
-        if line.strip()
-    ]
-    rows = []
-    for number, line in enumerate(
-        _read_text(folder / "test.tsv", "the test set", hint).splitlines(), start=1
-    ):
-        if not line.strip():
-            continue
-        gold, tab, text = line.partition("\t")
-        if not tab:
-            raise ZslError(
-                f"{folder / 'test.tsv'} line {number} has no tab: expected label<TAB>text."
-            )
-        rows.append((gold, text))
-    descriptions: dict[str, str] = {}
-    described = folder / "descriptions.tsv"
-    if not names_only and described.exists():
-        for line in _read_text(described, "the descriptions", hint).splitlines():
-            label, _, description = line.partition("\t")
-            if label.strip():
-                descriptions[label.strip()] = description.strip()
-    if not labels:
-        raise ZslError(f"{folder / 'labels.txt'} lists no labels.")
-    return DataSet(labels, descriptions, rows)
-
-
-def _macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
-    scores = []
-    for label in labels:
-        tp = sum(1 for g, p in zip(gold, predicted, strict=True) if g == p == label)
-        fp = sum(1 for g, p in zip(gold, predicted, strict=True) if p == label != g)
-        fn = sum(1 for g, p in zip(gold, predicted, strict=True) if g == label != p)
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
-
-
-def pick_examples(data: DataSet, per_class: int, seed: int) -> dict[int, str]:
-    """Rows to teach the classes with, as an admin's corrections would: ``per_class`` texts
-    of each label (fewer if it has fewer), drawn at random with ``seed``. Row -> label."""
-    rng = random.Random(seed)
-    picked: dict[int, str] = {}
-    for label in data.labels:
-        rows = [i for i, (gold, _) in enumerate(data.rows) if gold == label]
-        picked.update((i, label) for i in rng.sample(rows, min(per_class, len(rows))))
-    return picked
-
-
-async def evaluate(
-    vectors: WordVectors,
-    data: DataSet,
-    predictions_out: Path | None = None,
-    naive: bool = False,
-    examples: int = 0,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Accuracy, macro-F1, coverage and speed of the public API on a data set.
-
-    With ``examples`` > 0, that many texts per class are first taught to the classes as
-    examples (the only use of the gold labels besides scoring) and left out of the scores.
-    """
-    async with _scratch_service(vectors, _UNLIMITED) as service:
-        for label in data.labels:
-            await service.add_class(_GUILD, label, data.descriptions.get(label, ""))
-        taught = pick_examples(data, examples, seed) if examples > 0 else {}
-        for row, label in taught.items():
-            with contextlib.suppress(UnknownWordsError):  # an admin could not add it either
-                await service.add_example(_GUILD, label, data.rows[row][1])
-        if taught:
-            data = replace(data, rows=[r for i, r in enumerate(data.rows) if i not in taught])
-        predicted: list[str] = []
-        abstained: list[bool] = []
-
-        async def answer(text: str) -> Classification | None:
-            try:
-                return await service.classify(_GUILD, text, top_k=1)
-            except UnknownWordsError:
-                return None  # no known word: no answer, counted as wrong
-
-        started = time.perf_counter()
-        with _progress(total=len(data.rows), desc="classifying", unit="text") as bar:
-            # Many calls in flight at once, as on a busy server: the service batches them.
-            for first in range(0, len(data.rows), _IN_FLIGHT):
-                chunk = data.rows[first : first + _IN_FLIGHT]
-                for result in await asyncio.gather(*(answer(text) for _, text in chunk)):
-                    predicted.append("" if result is None else result.top.name)
-                    abstained.append(result is None or result.abstained)
-                bar.update(len(chunk))
-        elapsed = time.perf_counter() - started
-    gold = [g for g, _ in data.rows]
-    n = len(gold)
-    correct = [g == p for g, p in zip(gold, predicted, strict=True)]
-    kept = [c for c, a in zip(correct, abstained, strict=True) if not a]
-    report: dict[str, Any] = {
-        "texts": n,
-        "classes": len(data.labels),
-        "described": bool(data.descriptions),
-        "accuracy": sum(correct) / n if n else 0.0,
-        "macro_f1": _macro_f1(gold, predicted, data.labels),
-        "coverage": len(kept) / n if n else 0.0,
-        "accuracy_when_answered": sum(kept) / len(kept) if kept else 0.0,
-        "texts_per_second": n / elapsed if elapsed else 0.0,
-    }
-    if naive:
-        baseline = NaiveClassifier(
-            vectors, [f"{label} {data.descriptions.get(label, '')}" for label in data.labels]
-        )
-        guesses = [baseline.predict(text) for _, text in data.rows]
-        report["naive_accuracy"] = (
-            sum(
-                1
-                for (g, _), i in zip(data.rows, guesses, strict=True)
-                if i is not None and data.labels[i] == g
-            )
-            / n
-            if n
-            else 0.0
-        )
-    if predictions_out is not None:
-        with predictions_out.open("w", encoding="utf-8") as fh:
-            for p, g, a in zip(predicted, gold, abstained, strict=True):
-                fh.write(f"{p}\t{g}\t{int(a)}\n")
-    return report
-
-
 async def _eval(args: argparse.Namespace) -> int:
     data = read_dataset(Path(args.data_dir), args.names_only)
-    vectors = load_vectors(args.model)
+    vectors = load_vectors(args.model, cache_dir=args.cache_dir)
     out = Path(args.predictions) if args.predictions else None
     report = await evaluate(
-        vectors, data, out, naive=args.naive, examples=args.examples, seed=args.seed
+        vectors,
+        data,
+        out,
+        naive=args.naive,
+        examples=args.examples,
+        seed=args.seed,
+        progress=_progress,
     )
     report["model"] = vectors.name
     report["data"] = str(args.data_dir)
@@ -362,7 +188,7 @@ async def _eval(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from zsl.vectors import convert
 
-    vectors = convert(Path(args.source), Path(args.output), progress=_progress)
+    vectors = convert(Path(args.source), Path(args.output))
     print(
         f"wrote {args.output}: {len(vectors):,} words x {vectors.dim} dimensions. "
         f"Use it with ZSL_MODEL={args.output}"
@@ -399,7 +225,7 @@ def _distill(args: argparse.Namespace) -> int:
         Path(args.output),
         encode=encode,
         encoder_id=encoder_id,
-        base=args.base,
+        base=load_vectors(args.base, cache_dir=args.cache_dir),
         vocabulary=args.vocabulary,
         dim=args.dim,
         template=args.template,
@@ -514,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--naive", action="store_true", help="also score naive averaging")
     p.add_argument(
         "--examples",
-        type=whole_number(0, _UNLIMITED.examples_per_class),
+        type=whole_number(0, Limits.unlimited().examples_per_class),
         default=0,
         metavar="K",
         help="first teach each class K of its texts as examples (left out of the scores)",
@@ -576,12 +402,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_environment(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Fill in what the environment chooses: the model (``ZSL_MODEL``) and the cache folder
+    (``ZSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/zsl``). An option given on the line wins."""
+    args.model = args.model or env.get("ZSL_MODEL") or DEFAULT_MODEL
+    configured = env.get("ZSL_CACHE_DIR")
+    args.cache_dir = (
+        Path(configured).expanduser()
+        if configured
+        else default_cache_dir(env.get("XDG_CACHE_HOME"))
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _read_environment(args, os.environ)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    use_one_blas_thread()
+    # The transformer of `zsl distill` (and of `zsl bench`'s baseline) ships inside a package:
+    # never ask the Hugging Face hub for anything. Read when transformers is imported.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     handlers = {
         "classify": lambda: asyncio.run(_classify(args)),
         "eval": lambda: asyncio.run(_eval(args)),

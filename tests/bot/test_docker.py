@@ -55,7 +55,7 @@ def test_runs_as_a_non_root_user_on_a_slim_base_with_a_data_volume() -> None:
 def test_model_is_converted_at_build_time() -> None:
     runs = [arguments for keyword, arguments in instructions() if keyword == "RUN"]
 
-    assert any("load_vectors()" in arguments for arguments in runs)
+    assert any("load_vectors(cache_dir='/opt/zsl/cache')" in arguments for arguments in runs)
 
 
 def test_secrets_and_data_stay_out_of_the_image() -> None:

@@ -96,3 +96,17 @@ def test_a_port_out_of_range_stops_startup_with_one_sentence(tmp_path: Path) -> 
         "Cannot connect to PostgreSQL at postgresql://zsl:***@127.0.0.1:99999/zsl (OverflowError:"
         " connect(): port must be 0-65535). Check ZSL_DATABASE_URL and that the server is running."
     )
+
+
+def test_the_model_cache_folder_comes_from_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    cache = tmp_path / "a-file" / "cache"
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN=x\nZSL_CACHE_DIR={cache}\n")
+
+    result = run_bot(tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"The model cache folder {cache} is not writable (Not a directory). Set ZSL_CACHE_DIR to"
+        " a writable folder."
+    )

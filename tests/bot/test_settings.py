@@ -278,3 +278,26 @@ def test_env_example_lists_every_key_with_its_default() -> None:
     assert set(listed) == set(KEYS)
     parsed = Settings.from_mapping(listed)
     assert parsed == Settings.from_mapping({})
+
+
+def test_env_file_is_read_without_changing_the_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ZSL_MAX_CLASSES=7\nZSL_CACHE_DIR=/srv/zsl-cache\n")
+
+    with mock.patch.dict(os.environ, {}):
+        for key in ("ZSL_MAX_CLASSES", "ZSL_CACHE_DIR"):
+            os.environ.pop(key, None)
+        settings = Settings.load(env_file)
+        left = {key: os.environ.get(key) for key in ("ZSL_MAX_CLASSES", "ZSL_CACHE_DIR")}
+
+    assert settings.limits.classes_per_guild == 7
+    assert settings.cache_dir == Path("/srv/zsl-cache")
+    assert left == {"ZSL_MAX_CLASSES": None, "ZSL_CACHE_DIR": None}
+
+
+def test_the_model_cache_defaults_to_the_per_user_cache_folder() -> None:
+    assert Settings.from_mapping({}).cache_dir == Path.home() / ".cache" / "zsl"
+    assert Settings.from_mapping({"XDG_CACHE_HOME": "/x"}).cache_dir == Path("/x/zsl")
+    assert Settings.from_mapping({"XDG_CACHE_HOME": "/x", "ZSL_CACHE_DIR": "/y"}).cache_dir == Path(
+        "/y"
+    )

@@ -47,7 +47,8 @@ from zsl import (
     tokenize,
 )
 from zsl.classes import validate_class
-from zsl.cli import read_class_file, read_dataset
+from zsl.cli import read_class_file
+from zsl.evaluation import read_dataset
 from zsl.records import name_key
 from zsl.store import open_store
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -33,7 +34,9 @@ async def _answer(service: zsl.ZeroShotService, request: dict[str, Any]) -> Any:
 
 
 async def main(url: str) -> None:
-    service = await zsl.ZeroShotService.open(zsl.load_vectors(), url)
+    service = await zsl.ZeroShotService.open(
+        zsl.load_vectors(cache_dir=os.environ["ZSL_CACHE_DIR"]), url
+    )
     loop = asyncio.get_running_loop()
     print(json.dumps({"ready": True}), flush=True)
     async with service:

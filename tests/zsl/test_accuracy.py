@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from zsl import WordVectors
-from zsl.cli import evaluate, read_dataset
+from zsl.evaluation import evaluate, read_dataset
 
 OWN_DATA = Path(__file__).resolve().parents[1] / "data"
 REPO = Path(__file__).resolve().parents[2]

@@ -204,7 +204,7 @@ def test_eval_with_examples_teaches_and_leaves_them_out(glove: WordVectors, data
 
 
 def test_examples_are_drawn_per_class_reproducibly(dataset: Path) -> None:
-    from zsl.cli import pick_examples, read_dataset
+    from zsl.evaluation import pick_examples, read_dataset
 
     data = read_dataset(dataset, names_only=True)
 

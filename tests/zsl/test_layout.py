@@ -1,9 +1,30 @@
-"""The module map of STYLE.md, checked: the core never pulls in Discord or does import-time I/O."""
+"""The module map of the README's architecture section, checked: the core never pulls in
+Discord, never reads the environment, and no module reaches into another's private names."""
 
 from __future__ import annotations
 
+import ast
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules(*folders: str) -> Iterator[tuple[Path, ast.Module]]:
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield path.relative_to(ROOT), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _imported_modules(tree: ast.Module) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
 
 
 def test_importing_zsl_does_not_import_discord_or_gensim() -> None:
@@ -25,3 +46,99 @@ def test_public_api_names_exist_once() -> None:
 
     assert len(set(zsl.__all__)) == len(zsl.__all__)  # ruff's RUF022 keeps the order sorted
     assert [name for name in zsl.__all__ if not hasattr(zsl, name)] == []
+
+
+def test_only_the_vectors_package_imports_gensim() -> None:
+    importers = [
+        str(path)
+        for path, tree in _modules("zsl", "bot")
+        if any(name.split(".")[0] == "gensim" for name in _imported_modules(tree))
+    ]
+
+    assert importers
+    assert [path for path in importers if not path.startswith("zsl/vectors/")] == []
+
+
+def test_the_core_reads_no_environment_variable_except_in_the_command_line_entry_point() -> None:
+    readers = []
+    for path, tree in _modules("zsl"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                readers.append(f"{path}:{node.lineno}")
+
+    assert [r for r in readers if not r.startswith("zsl/cli.py:")] == []
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    private = [
+        f"{path}:{node.lineno} {node.module}.{alias.name}"
+        for path, tree in _modules("zsl", "bot", "benchmarks")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+
+    assert private == []
+
+
+def test_opening_a_service_leaves_the_process_blas_threads_alone(tmp_path: Path) -> None:
+    # A library call must not change the whole process; entry points choose (one thread).
+    code = """
+import asyncio, sys
+import numpy as np
+from threadpoolctl import threadpool_info
+import zsl
+
+def blas_threads():
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+words = {"goal": 0, "match": 1, "song": 2}
+vectors = zsl.WordVectors("tiny", np.eye(3, dtype=np.float32), words)
+before = blas_threads()
+async def main():
+    service = await zsl.ZeroShotService.open(vectors, sys.argv[1])
+    await service.close()
+asyncio.run(main())
+after = blas_threads()
+zsl.use_one_blas_thread()
+print(before, after, blas_threads())
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+
+    result = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path}/z.sqlite3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[2] [2] [1]"  # before, after opening, after the helper
+
+
+def test_the_readme_library_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Library\n", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    # The example uses the per-user cache folder: point it at this session's converted model.
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "zsl").symlink_to(os.environ["ZSL_CACHE_DIR"])
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+
+    result = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    name, confidence, abstained = result.stdout.split()
+    assert (name, abstained) == ("sports", "False")
+    assert 0 < float(confidence) <= 1

@@ -41,22 +41,20 @@ class TestDefaultModel:
         assert glove.counts is None  # GloVe ships no counts: frequency comes from the rank
 
     def test_loaded_once_per_process(self, glove: WordVectors) -> None:
-        assert load_vectors() is glove
+        assert load_vectors(cache_dir=os.environ["ZSL_CACHE_DIR"]) is glove
 
     def test_cased_lookups_fall_back_to_the_uncased_vocabulary(self, glove: WordVectors) -> None:
         assert glove.index("Football") == glove.index("football") is not None
         assert glove.index("NASA") == glove.index("nasa")
 
     def test_two_processes_starting_at_once_convert_once(self, tmp_path: Path) -> None:
-        env = {**os.environ, "ZSL_CACHE_DIR": str(tmp_path)}
         code = (
-            "import logging; logging.basicConfig(level=logging.INFO);"
-            "from zsl import load_vectors; v = load_vectors(); print(len(v))"
+            "import logging, sys; logging.basicConfig(level=logging.INFO);"
+            "from zsl import load_vectors; v = load_vectors(cache_dir=sys.argv[1]); print(len(v))"
         )
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", code],
-                env=env,
+                [sys.executable, "-c", code, str(tmp_path)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -71,6 +69,17 @@ class TestDefaultModel:
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
             "glove-6b-50d-v2.zslv"
         ]
+
+    def test_the_cache_folder_is_the_argument_not_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        (tmp_path / "a-file").write_text("not a folder")
+        chosen = tmp_path / "a-file" / "cache"
+        monkeypatch.setenv("ZSL_CACHE_DIR", str(tmp_path / "ignored"))
+
+        with pytest.raises(ModelError, match=f"cache folder {chosen} is not writable"):
+            load_vectors(DEFAULT_MODEL, cache_dir=chosen)
+        assert not (tmp_path / "ignored").exists()
 
 
 class TestFormats:
@@ -94,6 +103,15 @@ class TestFormats:
         (tmp_path / "glove.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
         _assert_same_vectors(load_vectors(tmp_path / "glove.txt"), kv)
+
+    def test_glove_text_with_a_repeated_word_keeps_its_first_row(self, tmp_path: Path) -> None:
+        lines = ["goal 1 0 0", "song 0 1 0", "goal 0 0 1"]
+        (tmp_path / "glove.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        loaded = load_vectors(tmp_path / "glove.txt")
+
+        assert list(loaded.key_to_index) == ["goal", "song"]
+        np.testing.assert_array_equal(loaded.vectors, [[1, 0, 0], [0, 1, 0]])
 
     def test_cased_model_keeps_case_and_finds_lowercase_input(self, tmp_path: Path) -> None:
         kv = _keyed_vectors()
@@ -164,10 +182,9 @@ class TestRefusals:
             raise OSError("network is unreachable")
 
         monkeypatch.setattr(socket, "create_connection", offline)
-        monkeypatch.setenv("ZSL_CACHE_DIR", str(tmp_path))
 
         with pytest.raises(ModelError, match=r"could not be downloaded.*glove-6b-50d.*\.kv"):
-            load_vectors("fasttext-wiki-news-subwords-300")
+            load_vectors("fasttext-wiki-news-subwords-300", cache_dir=tmp_path)
 
     def test_every_message_is_one_sentence_without_a_traceback(self, tmp_path: Path) -> None:
         with pytest.raises(ModelError) as info:

@@ -108,7 +108,7 @@ class TestMappedFiles:
 
     def test_the_default_model_loads_without_importing_gensim(self, glove: WordVectors) -> None:
         code = (
-            "import sys, zsl; v = zsl.load_vectors(); "
+            "import os, sys, zsl; v = zsl.load_vectors(cache_dir=os.environ['ZSL_CACHE_DIR']); "
             "print(len(v), v.index('football') is not None, 'gensim' in sys.modules)"
         )
 

@@ -1,0 +1,323 @@
+"""Our memory-mapped single-file format: one copy of the model per machine, however many processes.
+
+The matrix, the counts, the words and a hash table over them are all memory-mapped read-only.
+N processes on one machine then share one copy of everything, vocabulary included (a Python
+dict of 400,000 words would cost each process ~60 MB of its own), and loading one needs neither
+gensim (about a second to import) nor unpickling. This module never imports gensim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import struct
+import sys
+import tempfile
+import zlib
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from zsl.errors import ModelError
+
+MAPPED_SUFFIX = ".zslv"
+"""Our memory-mapped single-file format (see :func:`save_mapped`)."""
+MAPPED_MAGIC = b"ZSLVEC\x00\x01"
+_ALIGN = 64
+
+
+@dataclass(frozen=True, eq=False)
+class WordVectors:
+    """A read-only word-vector model: row ``i`` of ``vectors`` belongs to ``words[i]``.
+
+    Rows are ordered most frequent first when the source is (GloVe, word2vec, fastText are).
+    ``counts`` holds real corpus counts when the model has them, else ``None`` (then
+    frequency is estimated from the rank).
+    """
+
+    name: str
+    vectors: npt.NDArray[np.float32]
+    key_to_index: Mapping[str, int]
+    counts: npt.NDArray[np.float64] | None = None
+    subword_vector: Callable[[str], npt.NDArray[np.float32]] | None = field(
+        default=None, repr=False
+    )
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def index(self, word: str) -> int | None:
+        """Row of ``word``, trying the spellings a cased or uncased model may use."""
+        for form in (word, word.lower(), word.capitalize(), word.upper()):
+            found = self.key_to_index.get(form)
+            if found is not None:
+                return found
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Our memory-mapped format: one file, no pickle, no gensim needed to read it
+#
+#   magic (8 bytes) | header length (uint64, little-endian) | JSON header | sections
+#
+# The JSON header gives the word count, the dimension and, per section, its byte offset, dtype
+# and shape. Sections start on 64-byte boundaries: ``vectors`` (float32 rows), optional
+# ``counts`` (float64), ``offsets`` (uint64, count + 1: where each word's UTF-8 bytes start in
+# ``words``), ``words`` (the words' UTF-8 bytes, row order) and ``table`` (uint32, a power of
+# two in size: open addressing with linear probing on the CRC-32 of a word's bytes; 0 = empty,
+# else row + 1). CRC-32 rather than ``hash()``: Python's string hash differs per process.
+
+
+class MappedVocabulary(Mapping[str, int]):
+    """``word -> row`` read from a memory-mapped hash table: shared by every process.
+
+    Behaves like the dict gensim keeps (``get``, ``[]``, ``in``, ``len``, iteration in row
+    order, ``items()``), but holds no Python object per word. A probe of the table costs about
+    a microsecond, so the words a process actually meets are remembered in a small private
+    dict (at most ``MEMO_SIZE`` entries, a few MB), which answers as fast as gensim's dict.
+    """
+
+    MEMO_SIZE = 1 << 15
+
+    __slots__ = ("_buffer", "_count", "_mask", "_memo", "_offsets", "_table", "_words_at")
+
+    def __init__(
+        self, buffer: mmap.mmap, count: int, offsets: memoryview, table: memoryview, words_at: int
+    ) -> None:
+        self._buffer = buffer
+        self._count = count
+        self._offsets = offsets
+        self._table = table
+        self._mask = len(table) - 1
+        self._words_at = words_at
+        self._memo: dict[str, int | None] = {}
+
+    def get(self, key: object, default: Any = None) -> Any:
+        if type(key) is not str:
+            return default
+        try:
+            found = self._memo[key]
+        except KeyError:
+            found = self._probe(key)
+            memo = self._memo
+            if (
+                len(memo) >= self.MEMO_SIZE
+            ):  # thread-safe enough: at worst a word is looked up twice
+                memo.clear()
+            memo[key] = found
+        return default if found is None else found
+
+    def _probe(self, key: str) -> int | None:
+        data = key.encode("utf-8", "surrogatepass")
+        table, offsets, buffer, base, mask = (
+            self._table,
+            self._offsets,
+            self._buffer,
+            self._words_at,
+            self._mask,
+        )
+        slot = zlib.crc32(data) & mask
+        while entry := table[slot]:
+            row = entry - 1
+            if buffer[base + offsets[row] : base + offsets[row + 1]] == data:
+                return row
+            slot = (slot + 1) & mask
+        return None
+
+    def __getitem__(self, key: str) -> int:
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return int(row)
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        blob = self._buffer[self._words_at : self._words_at + self._offsets[self._count]]
+        offsets = self._offsets
+        for row in range(self._count):
+            yield blob[offsets[row] : offsets[row + 1]].decode("utf-8", "surrogatepass")
+
+    def items(self) -> ItemsView[str, int]:
+        return _RowItems(self)
+
+    def values(self) -> ValuesView[int]:
+        return _RowValues(self)
+
+    def __repr__(self) -> str:
+        return f"<MappedVocabulary of {self._count:,} words>"
+
+
+class _RowItems(ItemsView[str, int]):
+    # Words are stored in row order, so (word, row) pairs need no lookup at all.
+    def __init__(self, vocabulary: MappedVocabulary) -> None:
+        super().__init__(vocabulary)
+        self._vocabulary = vocabulary
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        for row, word in enumerate(self._vocabulary):
+            yield word, row
+
+
+class _RowValues(ValuesView[int]):
+    def __init__(self, vocabulary: MappedVocabulary) -> None:
+        super().__init__(vocabulary)
+        self._vocabulary = vocabulary
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._vocabulary)))
+
+
+def _hash_table(encoded: Sequence[bytes]) -> npt.NDArray[np.uint32]:
+    size = 1 << max(4, (2 * len(encoded) - 1).bit_length())  # load factor at most 1/2
+    mask = size - 1
+    table = [0] * size
+    for row, data in enumerate(encoded):
+        slot = zlib.crc32(data) & mask
+        while table[slot]:
+            slot = (slot + 1) & mask
+        table[slot] = row + 1
+    return np.asarray(table, dtype="<u4")
+
+
+def save_mapped(
+    words: Sequence[str],
+    matrix: npt.NDArray[Any],
+    target: Path,
+    counts: npt.NDArray[Any] | None = None,
+) -> None:
+    """Write ``words`` (row order, unique) and ``matrix`` in our memory-mappable format.
+
+    Written to a temporary file next to ``target``, flushed, then renamed over it: a crash
+    never leaves a half-written model under the real name.
+    """
+    if len(words) != len(matrix) or len(set(words)) != len(words):
+        raise ValueError("words must be unique and match the matrix rows")
+    encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+    offsets = np.zeros(len(encoded) + 1, dtype="<u8")
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    sections: dict[str, npt.NDArray[Any]] = {
+        "vectors": np.ascontiguousarray(matrix, dtype="<f4"),
+        "offsets": offsets,
+        "words": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        "table": _hash_table(encoded),
+    }
+    if counts is not None:
+        sections["counts"] = np.ascontiguousarray(counts, dtype="<f8")
+    layout: dict[str, list[Any]] = {}
+    position = 0
+    for name, array in sections.items():
+        layout[name] = [position, array.dtype.str, list(array.shape)]
+        position = -(-(position + array.nbytes) // _ALIGN) * _ALIGN
+    header = {"count": len(words), "dim": int(matrix.shape[1]), "sections": layout}
+    text = json.dumps(header).encode()
+    start = _data_start(len(text))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; a model is for every local user
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(MAPPED_MAGIC + struct.pack("<Q", len(text)) + text)
+            for name, array in sections.items():
+                fh.seek(start + layout[name][0])
+                fh.write(array.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(staged, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        raise
+    fsync_dir(target.parent)
+
+
+def _data_start(header_length: int) -> int:
+    """Where the sections begin: after the magic, the length and the header, aligned."""
+    return -(-(len(MAPPED_MAGIC) + 8 + header_length) // _ALIGN) * _ALIGN
+
+
+def _corrupt(path: Path, why: str) -> ModelError:
+    return ModelError(
+        f"The model file {path} is corrupt and could not be loaded ({why}). Convert it again "
+        "with 'zsl convert', or delete it to rebuild the default."
+    )
+
+
+def open_mapped(path: Path, name: str) -> WordVectors:
+    """Memory-map a file written by :func:`save_mapped`; nothing is copied, gensim is not used.
+
+    Raises:
+        ModelError: the file is missing, truncated or not in this format.
+    """
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(len(MAPPED_MAGIC) + 8)
+            if len(head) < len(MAPPED_MAGIC) + 8 or not head.startswith(MAPPED_MAGIC):
+                raise _corrupt(path, "not a zsl vector file")
+            (length,) = struct.unpack("<Q", head[len(MAPPED_MAGIC) :])
+            header = json.loads(fh.read(min(length, size)))
+            buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise ModelError(f"The model file {path} cannot be read ({exc.strerror}).") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _corrupt(path, "bad header") from exc
+    try:
+        count, dim = int(header["count"]), int(header["dim"])
+        start = _data_start(length)
+        layout = {
+            k: (start + int(v[0]), np.dtype(v[1]), tuple(v[2]))
+            for k, v in header["sections"].items()
+        }
+        for offset, dtype, shape in layout.values():
+            if offset < 0 or offset + dtype.itemsize * int(np.prod(shape)) > size:
+                raise ValueError("truncated")
+        v_at, _, v_shape = layout["vectors"]
+        o_at, _, _ = layout["offsets"]
+        w_at, _, _ = layout["words"]
+        t_at, _, (t_size,) = layout["table"]
+        if v_shape != (count, dim) or t_size & (t_size - 1):
+            raise ValueError("inconsistent header")
+    except (KeyError, TypeError, ValueError) as exc:
+        buffer.close()
+        raise _corrupt(path, str(exc) if isinstance(exc, ValueError) else "bad header") from exc
+    vectors = np.memmap(path, dtype="<f4", mode="r", offset=v_at, shape=(count, dim))
+    counts = None
+    if "counts" in layout:
+        c_at = layout["counts"][0]
+        counts = np.asarray(np.memmap(path, dtype="<f8", mode="r", offset=c_at, shape=(count,)))
+    view = memoryview(buffer)
+    offsets = view[o_at : o_at + 8 * (count + 1)].cast("Q")
+    table = view[t_at : t_at + 4 * t_size].cast("I")
+    vocabulary: Mapping[str, int] = MappedVocabulary(buffer, count, offsets, table, w_at)
+    if sys.byteorder != "little":  # the file is little-endian: read the words into a dict
+        ends = np.frombuffer(view[o_at : o_at + 8 * (count + 1)], "<u8").tolist()
+        blob = buffer[w_at : w_at + ends[-1]]
+        vocabulary = {
+            blob[ends[i] : ends[i + 1]].decode("utf-8", "surrogatepass"): i for i in range(count)
+        }
+    return WordVectors(name=name, vectors=vectors, key_to_index=vocabulary, counts=counts)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
