@@ -19,7 +19,7 @@ from zsl.errors import (
 )
 from zsl.records import ClassDefinition, GuildRecord, Vote
 from zsl.store import open_store, redact_url
-from zsl.store.sqlite import SCHEMA_VERSION
+from zsl.store.sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,6 +58,87 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()
+
+
+# The columns every registry has had since schema 3, as each database names their types:
+# one set of migrations writes both, and databases made by earlier versions must still fit.
+SCHEMA_COLUMNS = [
+    ("classes", "guild_id", "INTEGER", "bigint"),
+    ("classes", "name_key", "TEXT", "text"),
+    ("classes", "name", "TEXT", "text"),
+    ("classes", "description", "TEXT", "text"),
+    ("classes", "position", "INTEGER", "integer"),
+    ("classes", "updated_at", "REAL", "double precision"),
+    ("examples", "guild_id", "INTEGER", "bigint"),
+    ("examples", "name_key", "TEXT", "text"),
+    ("examples", "position", "INTEGER", "integer"),
+    ("examples", "text", "TEXT", "text"),
+    ("examples", "added_at", "REAL", "double precision"),
+    ("guild_settings", "guild_id", "INTEGER", "bigint"),
+    ("guild_settings", "threshold", "REAL", "double precision"),
+    ("meta", "key", "TEXT", "text"),
+    ("meta", "value", "TEXT", "text"),
+    ("votes", "id", "INTEGER", "bigint"),
+    ("votes", "guild_id", "INTEGER", "bigint"),
+    ("votes", "user_id", "INTEGER", "bigint"),
+    ("votes", "text", "TEXT", "text"),
+    ("votes", "predicted", "TEXT", "text"),
+    ("votes", "suggested", "TEXT", "text"),
+    ("votes", "created_at", "REAL", "double precision"),
+    ("votes", "result", "TEXT", "text"),
+]
+SCHEMA_INDEXES = ["votes_by_guild", "votes_one_per_member"]
+
+
+async def test_a_new_sqlite_registry_has_the_columns_of_existing_ones(tmp_path: Path) -> None:
+    await (await open_store(f"sqlite:///{tmp_path}/z.sqlite3")).close()
+
+    db = sqlite3.connect(tmp_path / "z.sqlite3")
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = [
+            (table, column[1], column[2])
+            for table in sorted(tables)
+            for column in db.execute(f"PRAGMA table_info({table})")
+        ]
+        without_rowid = db.execute(
+            "SELECT name FROM sqlite_master WHERE sql LIKE '%WITHOUT ROWID' ORDER BY name"
+        ).fetchall()
+        indexes = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    finally:
+        db.close()
+
+    assert columns == [(table, column, lite) for table, column, lite, _ in SCHEMA_COLUMNS]
+    assert without_rowid == [("classes",), ("examples",)]
+    assert [r[0] for r in indexes] == SCHEMA_INDEXES
+
+
+async def test_a_new_postgres_registry_has_the_columns_of_existing_ones(pg_url: str) -> None:
+    import asyncpg
+
+    await (await open_store(pg_url)).close()
+
+    db = await asyncpg.connect(pg_url)
+    try:
+        columns = await db.fetch(
+            "SELECT table_name, column_name, data_type, column_default FROM"
+            " information_schema.columns WHERE table_schema = 'public' AND table_name <> "
+            "'zsl_schema' ORDER BY table_name, ordinal_position"
+        )
+        indexes = await db.fetch(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexname NOT LIKE '%_pkey' ORDER BY indexname"
+        )
+    finally:
+        await db.close()
+
+    assert [(r[0], r[1], r[2]) for r in columns] == [
+        (table, column, pg) for table, column, _, pg in SCHEMA_COLUMNS
+    ]
+    assert [r[1] for r in columns if (r[3] or "").startswith("nextval(")] == ["id"]
+    assert [r[0] for r in indexes] == SCHEMA_INDEXES
 
 
 def _modes(*paths: Path) -> list[str]:
@@ -219,7 +300,7 @@ async def test_refusals_show_the_url_without_its_password(
 async def test_postgres_schema_is_versioned_and_migrated_once(pg_url: str) -> None:
     import asyncpg
 
-    from zsl.store.postgres import SCHEMA_VERSION as PG_VERSION
+    from zsl.store.sql import SCHEMA_VERSION as PG_VERSION
 
     stores = [await open_store(pg_url) for _ in range(3)]  # reopening migrates nothing again
     for store in stores:
@@ -439,10 +520,10 @@ class TestExamplesAndVotes:
 
 
 async def test_version_1_database_is_migrated_with_its_classes(tmp_path: Path) -> None:
-    from zsl.store.sqlite import _MIGRATIONS
+    from zsl.store.sqlite import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "old.sqlite3")
-    db.executescript(_MIGRATIONS[0])
+    db.executescript(MIGRATIONS[0])
     db.execute("INSERT INTO classes VALUES (1, 'sports', 'sports', 'football match', 0, 0.0)")
     db.execute("PRAGMA user_version = 1")
     db.commit()

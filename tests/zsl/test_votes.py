@@ -51,11 +51,11 @@ async def test_one_member_clicking_again_and_again_evicts_nobody(store_url: str)
 
 
 async def test_votes_from_before_the_migration_are_kept_and_never_merged(tmp_path: Path) -> None:
-    from zsl.store.sqlite import _MIGRATIONS
+    from zsl.store.sqlite import MIGRATIONS
 
     path = tmp_path / "v2.sqlite3"
     db = sqlite3.connect(path)
-    for migration in _MIGRATIONS[:2]:
+    for migration in MIGRATIONS[:2]:
         db.executescript(migration)
     for text in ("first", "second"):
         db.execute(
@@ -86,11 +86,11 @@ async def test_votes_from_before_the_migration_are_kept_and_never_merged(tmp_pat
 async def test_postgres_votes_from_before_the_migration_are_kept(pg_url: str) -> None:
     import asyncpg
 
-    from zsl.store.postgres import _MIGRATIONS
+    from zsl.store.postgres import MIGRATIONS
 
     db = await asyncpg.connect(pg_url)
     try:
-        for migration in _MIGRATIONS[:2]:
+        for migration in MIGRATIONS[:2]:
             await db.execute(migration)
         await db.execute("CREATE TABLE zsl_schema (version INTEGER NOT NULL)")
         await db.execute("INSERT INTO zsl_schema (version) VALUES (2)")

@@ -1,32 +1,25 @@
 """The shared registry: PostgreSQL through asyncpg, for several bot processes at once.
 
-Same schema and rules as the SQLite store. Each write runs in one transaction that also
-sends ``NOTIFY zsl_guild_changed, '<guild_id> <origin>'``; other processes listen and reload just
-that guild (see :meth:`PostgresStore._listen`).
+The schema and the rules are :mod:`zsl.store.sql`'s; this module keeps the connections, the
+deadline of each call, what the server's errors mean, and the notifications. Each write of a
+guild runs in one transaction that also sends ``NOTIFY zsl_guild_changed, '<guild_id> <origin>'``;
+other processes listen and reload just that guild (see :meth:`PostgresStore._listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from zsl.errors import (
-    ClassLimitError,
-    ClassNotFoundError,
-    DuplicateClassError,
-    ExampleLimitError,
-    StoreError,
-    StoreUnavailableError,
-)
-from zsl.records import ClassDefinition, GuildRecord, Vote, check_not_look_alike, name_key
+from zsl.errors import StoreError, StoreUnavailableError
 from zsl.store import redact_url
 from zsl.store.base import DEFAULT_STORE_TIMEOUT, timed_out
-from zsl.store.sqlite import check_storable
+from zsl.store.sql import ColumnTypes, Db, OffSchemaError, Rule, SQLStore, migrate, migrations
 
 log = logging.getLogger(__name__)
 
@@ -34,57 +27,14 @@ T = TypeVar("T")
 
 CHANNEL = "zsl_guild_changed"
 
-# Each entry moves the schema one version up; zsl_schema.version counts the applied ones.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE classes (
-        guild_id    BIGINT           NOT NULL,
-        name_key    TEXT             NOT NULL,
-        name        TEXT             NOT NULL,
-        description TEXT             NOT NULL DEFAULT '',
-        position    INTEGER          NOT NULL,
-        updated_at  DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (guild_id, name_key)
-    );
-    CREATE TABLE guild_settings (
-        guild_id  BIGINT PRIMARY KEY,
-        threshold DOUBLE PRECISION
-    );
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE examples (
-        guild_id BIGINT           NOT NULL,
-        name_key TEXT             NOT NULL,
-        position INTEGER          NOT NULL,
-        text     TEXT             NOT NULL,
-        added_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (guild_id, name_key, position),
-        FOREIGN KEY (guild_id, name_key) REFERENCES classes (guild_id, name_key)
-            ON UPDATE CASCADE ON DELETE CASCADE
-    );
-    CREATE TABLE votes (
-        id         BIGSERIAL PRIMARY KEY,
-        guild_id   BIGINT           NOT NULL,
-        user_id    BIGINT           NOT NULL,
-        text       TEXT             NOT NULL,
-        predicted  TEXT             NOT NULL,
-        suggested  TEXT,
-        created_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX votes_by_guild ON votes (guild_id, id);
-    """,
-    # One vote per member and result: the result a vote is about (NULL for older votes, and
-    # NULLs never collide in a unique index).
-    """
-    ALTER TABLE votes ADD COLUMN result TEXT;
-    CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
-    """,
+TYPES = ColumnTypes(
+    big_integer="BIGINT",
+    real="DOUBLE PRECISION",
+    serial_key="BIGSERIAL PRIMARY KEY",
+    keyed_table="",
 )
-SCHEMA_VERSION = len(_MIGRATIONS)
+MIGRATIONS = migrations(TYPES)
+"""The SQL of each schema version, oldest first (zsl_schema.version counts the applied ones)."""
 _MIGRATION_LOCK = 0x7A736C  # pg_advisory_xact_lock key: one migrating process at a time
 
 _REFUSED = (
@@ -112,7 +62,7 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """:class:`zsl.store.Store` on PostgreSQL. Every write is committed before it returns."""
 
     def __init__(self, pool: Any, dsn: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
@@ -154,19 +104,19 @@ class PostgresStore:
             ) from exc
         store = cls(pool, dsn, call_timeout)
         try:
-            await store._run("opened", _migrate)
+            await store.transact("opened", _migrate)
         except BaseException:
             pool.terminate()  # not close(): that would wait on a server that may not answer
             raise
         return store
 
-    async def _run(self, verb: str, fn: Callable[[Any], Awaitable[T]]) -> T:
+    async def transact(self, verb: str, work: Rule[T]) -> T:
         import asyncpg
 
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
         held: list[Any] = []  # the connection, once the pool has given one
-        attempt = asyncio.ensure_future(self._attempt(fn, held))
+        attempt = asyncio.ensure_future(self._attempt(work, held))
         try:
             await asyncio.wait({attempt}, timeout=self._timeout)
         except asyncio.CancelledError:
@@ -186,231 +136,17 @@ class PostgresStore:
         except _connection_errors() as exc:
             log.warning("postgres %s failed: %r", verb, exc)
             raise StoreUnavailableError(_UNAVAILABLE.format(verb=verb)) from exc
-        except (asyncpg.PostgresError, UnicodeError) as exc:
+        except (asyncpg.PostgresError, UnicodeError, OffSchemaError) as exc:
             # Anything else the server (or the encoding) refuses: the transaction was rolled
             # back, so nothing changed; the operator finds the detail in the log.
             log.error("postgres %s refused: %r", verb, exc)
             raise StoreError(_REFUSED) from exc
 
-    async def _attempt(self, fn: Callable[[Any], Awaitable[T]], held: list[Any]) -> T:
+    async def _attempt(self, work: Rule[T], held: list[Any]) -> T:
         async with self._pool.acquire() as db:
             held.append(db)
             async with db.transaction():
-                return await fn(db)
-
-    async def _notify(self, db: Any, guild_id: int) -> None:
-        """Tell the other processes, as part of the write's transaction, that a guild changed;
-        the payload names this store so that it can skip its own writes."""
-        await db.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{guild_id} {self._origin}")
-
-    async def load_all(self) -> dict[int, GuildRecord]:
-        return await self._run("read", lambda db: _load(db, None))
-
-    async def load_guild(self, guild_id: int) -> GuildRecord:
-        async def load(db: Any) -> GuildRecord:
-            return (await _load(db, guild_id)).get(guild_id, GuildRecord())
-
-        return await self._run("read", load)
-
-    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
-        check_storable(cls)
-
-        async def insert(db: Any) -> None:
-            await _lock_guild(db, guild_id)
-            count, last = await db.fetchrow(
-                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = $1",
-                guild_id,
-            )
-            if await _exists(db, guild_id, cls.key):
-                raise DuplicateClassError(cls.name)
-            # Under the guild's lock: no other process can add a look-alike meanwhile.
-            names = await db.fetch("SELECT name FROM classes WHERE guild_id = $1", guild_id)
-            check_not_look_alike(cls.name, (row[0] for row in names))
-            if count >= max_classes:
-                raise ClassLimitError(max_classes)
-            await db.execute(
-                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                guild_id,
-                cls.key,
-                cls.name,
-                cls.description,
-                last + 1,
-                time.time(),
-            )
-            await self._notify(db, guild_id)
-
-        await self._run("written", insert)
-
-    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
-        check_storable(cls)
-
-        async def replace(db: Any) -> None:
-            await _lock_guild(db, guild_id)
-            old_key = name_key(old_name)
-            if not await _exists(db, guild_id, old_key):
-                raise ClassNotFoundError(old_name)
-            if cls.key != old_key and await _exists(db, guild_id, cls.key):
-                raise DuplicateClassError(cls.name)
-            if cls.key != old_key:  # a look-alike of its own old name is fine
-                others = await db.fetch(
-                    "SELECT name FROM classes WHERE guild_id = $1 AND name_key <> $2",
-                    guild_id,
-                    old_key,
-                )
-                check_not_look_alike(cls.name, (row[0] for row in others))
-            await db.execute(
-                "UPDATE classes SET name_key = $1, name = $2, description = $3, updated_at = $4"
-                " WHERE guild_id = $5 AND name_key = $6",
-                cls.key,
-                cls.name,
-                cls.description,
-                time.time(),
-                guild_id,
-                old_key,
-            )
-            await self._notify(db, guild_id)
-
-        await self._run("written", replace)
-
-    async def delete_class(self, guild_id: int, name: str) -> None:
-        async def delete(db: Any) -> None:
-            status = await db.execute(
-                "DELETE FROM classes WHERE guild_id = $1 AND name_key = $2",
-                guild_id,
-                name_key(name),
-            )
-            if status == "DELETE 0":
-                raise ClassNotFoundError(name)
-            await self._notify(db, guild_id)
-
-        await self._run("written", delete)
-
-    async def add_example(
-        self, guild_id: int, class_name: str, text: str, max_examples: int
-    ) -> None:
-        async def add(db: Any) -> None:
-            await _lock_guild(db, guild_id)
-            key = name_key(class_name)
-            if not await _exists(db, guild_id, key):
-                raise ClassNotFoundError(class_name)
-            texts = [
-                r[0]
-                for r in await db.fetch(
-                    "SELECT text FROM examples WHERE guild_id = $1 AND name_key = $2",
-                    guild_id,
-                    key,
-                )
-            ]
-            if text in texts:
-                return
-            if len(texts) >= max_examples:
-                raise ExampleLimitError(class_name, max_examples)
-            await db.execute(
-                "INSERT INTO examples (guild_id, name_key, position, text, added_at) VALUES"
-                " ($1, $2, (SELECT coalesce(max(position), -1) + 1 FROM examples"
-                "           WHERE guild_id = $1 AND name_key = $2), $3, $4)",
-                guild_id,
-                key,
-                text,
-                time.time(),
-            )
-            await self._notify(db, guild_id)
-
-        await self._run("written", add)
-
-    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
-        async def remove(db: Any) -> None:
-            key = name_key(class_name)
-            if not await _exists(db, guild_id, key):
-                raise ClassNotFoundError(class_name)
-            await db.execute(
-                "DELETE FROM examples WHERE guild_id = $1 AND name_key = $2 AND text = $3",
-                guild_id,
-                key,
-                text,
-            )
-            await self._notify(db, guild_id)
-
-        await self._run("written", remove)
-
-    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
-        async def add(db: Any) -> None:
-            # A member's later vote on the same result replaces theirs, keeping its number.
-            await db.execute(
-                "INSERT INTO votes"
-                " (guild_id, user_id, text, predicted, suggested, created_at, result)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " ON CONFLICT (guild_id, user_id, result) DO UPDATE SET"
-                " text = excluded.text, predicted = excluded.predicted,"
-                " suggested = excluded.suggested, created_at = excluded.created_at",
-                guild_id,
-                vote.user_id,
-                vote.text,
-                vote.predicted,
-                vote.suggested,
-                time.time(),
-                vote.result,
-            )
-            await db.execute(
-                "DELETE FROM votes WHERE guild_id = $1 AND id NOT IN"
-                " (SELECT id FROM votes WHERE guild_id = $1 ORDER BY id DESC LIMIT $2)",
-                guild_id,
-                max_votes,
-            )
-
-        await self._run("written", add)
-
-    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
-        async def list_(db: Any) -> list[Vote]:
-            rows = await db.fetch(
-                "SELECT id, user_id, text, predicted, suggested, created_at, result FROM votes"
-                " WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
-                guild_id,
-                limit,
-            )
-            return [Vote(r[1], r[2], r[3], r[4], r[0], r[5], r[6]) for r in rows]
-
-        return await self._run("read", list_)
-
-    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
-        async def delete(db: Any) -> bool:
-            status = await db.execute(
-                "DELETE FROM votes WHERE guild_id = $1 AND id = $2", guild_id, vote_id
-            )
-            return bool(status != "DELETE 0")
-
-        return await self._run("written", delete)
-
-    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
-        async def write(db: Any) -> None:
-            await db.execute(
-                "INSERT INTO guild_settings (guild_id, threshold) VALUES ($1, $2)"
-                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
-                guild_id,
-                threshold,
-            )
-            await self._notify(db, guild_id)
-
-        await self._run("written", write)
-
-    async def get_meta(self, key: str) -> str | None:
-        async def get(db: Any) -> str | None:
-            value = await db.fetchval("SELECT value FROM meta WHERE key = $1", key)
-            return None if value is None else str(value)
-
-        return await self._run("read", get)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        async def write(db: Any) -> None:
-            await db.execute(
-                "INSERT INTO meta (key, value) VALUES ($1, $2)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                key,
-                value,
-            )
-
-        await self._run("written", write)
+                return await work(_PostgresDb(db, self._origin))
 
     async def subscribe(
         self,
@@ -506,13 +242,13 @@ class PostgresStore:
                 task.cancel()
 
     async def integrity_check(self) -> list[str]:
-        async def check(db: Any) -> list[str]:
+        async def check(db: Db) -> list[str]:
             rows = await db.fetch(
                 "SELECT guild_id, name_key FROM classes WHERE name_key = '' OR name = ''"
             )
             return [f"guild {r[0]}: a class without a name" for r in rows]
 
-        return await self._run("read", check)
+        return await self.transact("read", check)
 
     async def close(self) -> None:
         if self._closed:
@@ -535,22 +271,13 @@ def _forget(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def _migrate(db: Any) -> None:
-    await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+async def _migrate(db: Db) -> None:
+    await db.execute("SELECT pg_advisory_xact_lock(?)", _MIGRATION_LOCK)
     await db.execute("CREATE TABLE IF NOT EXISTS zsl_schema (version INTEGER NOT NULL)")
-    version = await db.fetchval("SELECT version FROM zsl_schema")
-    if version is None:
+    rows = await db.fetch("SELECT version FROM zsl_schema")
+    if not rows:
         await db.execute("INSERT INTO zsl_schema (version) VALUES (0)")
-        version = 0
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"The database was written by a newer version of zsl (schema {version}, this one"
-            f" knows {SCHEMA_VERSION}). Upgrade zsl."
-        )
-    for number in range(version, SCHEMA_VERSION):
-        await db.execute(_MIGRATIONS[number])
-        await db.execute("UPDATE zsl_schema SET version = $1", number + 1)
-        log.info("migrated PostgreSQL schema to %d", number + 1)
+    await migrate(db, rows[0][0] if rows else 0)
 
 
 def _resolver(future: asyncio.Future[None]) -> Callable[[object], None]:
@@ -561,38 +288,42 @@ def _resolver(future: asyncio.Future[None]) -> Callable[[object], None]:
     return resolve
 
 
-async def _load(db: Any, guild_id: int | None) -> dict[int, GuildRecord]:
-    where, args = ("WHERE guild_id = $1", [guild_id]) if guild_id is not None else ("", [])
-    examples: dict[tuple[int, str], list[str]] = {}
-    for row in await db.fetch(
-        f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", *args
-    ):
-        examples.setdefault((row[0], row[1]), []).append(row[2])
-    classes: dict[int, list[ClassDefinition]] = {}
-    for row in await db.fetch(
-        f"SELECT guild_id, name_key, name, description FROM classes {where}"
-        " ORDER BY guild_id, position",
-        *args,
-    ):
-        found = tuple(examples.get((row[0], row[1]), ()))
-        classes.setdefault(row[0], []).append(ClassDefinition(row[2], row[3], found))
-    thresholds = dict(
-        await db.fetch(f"SELECT guild_id, threshold FROM guild_settings {where}", *args)
-    )
-    return {
-        g: GuildRecord(tuple(classes.get(g, ())), thresholds.get(g))
-        for g in sorted(classes.keys() | thresholds.keys())
-    }
+class _PostgresDb:
+    """:class:`zsl.store.sql.Db` on an asyncpg connection inside a transaction."""
+
+    types = TYPES
+
+    def __init__(self, connection: Any, origin: str) -> None:
+        self._db = connection
+        self._origin = origin
+
+    async def fetch(self, sql: str, *args: object) -> Sequence[Sequence[Any]]:
+        rows: Sequence[Sequence[Any]] = await self._db.fetch(_numbered(sql), *args)
+        return rows
+
+    async def execute(self, sql: str, *args: object) -> int:
+        status: str = await self._db.execute(_numbered(sql), *args)
+        # A command tag: "DELETE 3", "INSERT 0 1", "UPDATE 2"; "CREATE TABLE" changes no rows.
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def lock_guild(self, guild_id: int) -> None:
+        # Serialises writers of one guild across processes, so the count check and the insert
+        # cannot interleave with another process's (the class limit holds).
+        await self._db.execute("SELECT pg_advisory_xact_lock($1)", guild_id)
+
+    async def changed(self, guild_id: int) -> None:
+        # Sent when the transaction commits; the payload names this store so that it can skip
+        # its own writes.
+        await self._db.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{guild_id} {self._origin}")
+
+    async def set_schema_version(self, version: int) -> None:
+        await self._db.execute("UPDATE zsl_schema SET version = $1", version)
 
 
-async def _lock_guild(db: Any, guild_id: int) -> None:
-    # Serialises writers of one guild across processes, so the count check and the insert
-    # cannot interleave with another process's (the class limit holds).
-    await db.execute("SELECT pg_advisory_xact_lock($1)", guild_id)
-
-
-async def _exists(db: Any, guild_id: int, key: str) -> bool:
-    found = await db.fetchval(
-        "SELECT 1 FROM classes WHERE guild_id = $1 AND name_key = $2", guild_id, key
-    )
-    return found is not None
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> str:
+    """``sql`` with PostgreSQL's placeholders: each ``?`` becomes $1, $2, ... in turn (the
+    statements never hold a ``?`` of their own)."""
+    parts = sql.split("?")
+    return "".join(f"{part}${number}" for number, part in enumerate(parts[:-1], 1)) + parts[-1]

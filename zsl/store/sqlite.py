@@ -1,4 +1,8 @@
-"""The default registry: one SQLite file in WAL mode, used from one worker thread."""
+"""The default registry: one SQLite file in WAL mode, used from one worker thread.
+
+The schema and the rules are :mod:`zsl.store.sql`'s; this module keeps the file, the thread
+that owns its connection, the deadline of each call and what SQLite's errors mean.
+"""
 
 from __future__ import annotations
 
@@ -7,87 +11,38 @@ import logging
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zsl.errors import (
-    ClassLimitError,
-    ClassNotFoundError,
-    DuplicateClassError,
-    ExampleLimitError,
-    InvalidClassError,
-    StoreError,
-    StoreUnavailableError,
-)
-from zsl.records import (
-    ClassDefinition,
-    GuildRecord,
-    Vote,
-    check_not_look_alike,
-    has_broken_characters,
-    name_key,
-    strip_invisible,
-)
+from zsl.errors import StoreError, StoreUnavailableError
 from zsl.store.base import DEFAULT_STORE_TIMEOUT, timed_out
+from zsl.store.sql import (
+    SCHEMA_VERSION,
+    ColumnTypes,
+    Db,
+    OffSchemaError,
+    Rule,
+    SQLStore,
+    check_version,
+    finish,
+    migrate,
+    migrations,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Each entry moves the schema one version up; PRAGMA user_version counts the applied ones.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE classes (
-        guild_id    INTEGER NOT NULL,
-        name_key    TEXT    NOT NULL,
-        name        TEXT    NOT NULL,
-        description TEXT    NOT NULL DEFAULT '',
-        position    INTEGER NOT NULL,
-        updated_at  REAL    NOT NULL,
-        PRIMARY KEY (guild_id, name_key)
-    ) WITHOUT ROWID;
-    CREATE TABLE guild_settings (
-        guild_id  INTEGER PRIMARY KEY,
-        threshold REAL
-    );
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE examples (
-        guild_id INTEGER NOT NULL,
-        name_key TEXT    NOT NULL,
-        position INTEGER NOT NULL,
-        text     TEXT    NOT NULL,
-        added_at REAL    NOT NULL,
-        PRIMARY KEY (guild_id, name_key, position),
-        FOREIGN KEY (guild_id, name_key) REFERENCES classes (guild_id, name_key)
-            ON UPDATE CASCADE ON DELETE CASCADE
-    ) WITHOUT ROWID;
-    CREATE TABLE votes (
-        id         INTEGER PRIMARY KEY,
-        guild_id   INTEGER NOT NULL,
-        user_id    INTEGER NOT NULL,
-        text       TEXT    NOT NULL,
-        predicted  TEXT    NOT NULL,
-        suggested  TEXT,
-        created_at REAL    NOT NULL
-    );
-    CREATE INDEX votes_by_guild ON votes (guild_id, id);
-    """,
-    # One vote per member and result: the result a vote is about (NULL for older votes, and
-    # NULLs never collide in a unique index).
-    """
-    ALTER TABLE votes ADD COLUMN result TEXT;
-    CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
-    """,
+TYPES = ColumnTypes(
+    big_integer="INTEGER",  # SQLite's integers hold 64 bits whatever they are called
+    real="REAL",
+    serial_key="INTEGER PRIMARY KEY",  # the rowid: numbered by SQLite
+    keyed_table=" WITHOUT ROWID",
 )
-SCHEMA_VERSION = len(_MIGRATIONS)
+MIGRATIONS = migrations(TYPES)
+"""The SQL of each schema version, oldest first (PRAGMA user_version counts the applied ones)."""
 
 _UNAVAILABLE = (
     "The class registry cannot be {verb} right now ({reason}). Nothing was changed; please try "
@@ -99,24 +54,7 @@ _DAMAGED = (
 )
 
 
-def check_storable(cls: ClassDefinition) -> None:
-    """Refuse what no registry can hold faithfully, whatever validated it before.
-
-    Raises:
-        InvalidClassError: the name has no visible character (its key would be empty, or it
-            shows blank), or the name or description holds NUL or broken (surrogate) characters.
-    """
-    if not cls.key or not name_key(strip_invisible(cls.name)):
-        raise InvalidClassError(
-            "A class name needs at least one visible letter, digit or symbol. Pick another name."
-        )
-    if has_broken_characters(cls.name) or has_broken_characters(cls.description):
-        raise InvalidClassError(
-            "The class contains broken or invisible control characters. Type it again."
-        )
-
-
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """:class:`zsl.store.Store` on a SQLite file. Durable writes (WAL, ``synchronous=FULL``)."""
 
     def __init__(
@@ -168,7 +106,7 @@ class SQLiteStore:
             raise
         return cls(connection, executor, call_timeout)
 
-    async def _run(self, verb: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def transact(self, verb: str, work: Rule[T]) -> T:
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
         loop = asyncio.get_running_loop()
@@ -176,7 +114,7 @@ class SQLiteStore:
         try:
             async with asyncio.timeout(self._timeout):
                 return await loop.run_in_executor(
-                    self._executor, _in_transaction, self._db, fn, verb == "written", abandoned
+                    self._executor, _in_transaction, self._db, work, verb == "written", abandoned
                 )
         except TimeoutError as exc:
             # The worker thread is stuck in SQLite (a stalled disk, a lock held elsewhere):
@@ -184,193 +122,13 @@ class SQLiteStore:
             abandoned.set()
             log.warning("sqlite %s abandoned after %gs", verb, self._timeout)
             raise timed_out(verb, self._timeout) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OffSchemaError) as exc:
             log.warning("sqlite %s failed: %s", verb, exc)
-            if _is_damaged(exc):  # retrying cannot help
+            if isinstance(exc, OffSchemaError) or _is_damaged(exc):  # retrying cannot help
                 raise StoreError(_DAMAGED) from exc
             raise StoreUnavailableError(
                 _UNAVAILABLE.format(verb=verb, reason=_describe(exc))
             ) from exc
-
-    async def load_all(self) -> dict[int, GuildRecord]:
-        return await self._run("read", _load_all)
-
-    async def load_guild(self, guild_id: int) -> GuildRecord:
-        return await self._run("read", lambda db: _load_guild(db, guild_id))
-
-    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
-        check_storable(cls)
-
-        def insert(db: sqlite3.Connection) -> None:
-            count, last = db.execute(
-                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = ?",
-                (guild_id,),
-            ).fetchone()
-            if _exists(db, guild_id, cls.key):
-                raise DuplicateClassError(cls.name)
-            # Inside the write transaction: no other process can add a look-alike meanwhile.
-            names = db.execute("SELECT name FROM classes WHERE guild_id = ?", (guild_id,))
-            check_not_look_alike(cls.name, (row[0] for row in names))
-            if count >= max_classes:
-                raise ClassLimitError(max_classes)
-            db.execute(
-                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (guild_id, cls.key, cls.name, cls.description, last + 1, time.time()),
-            )
-
-        await self._run("written", insert)
-
-    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
-        check_storable(cls)
-
-        def replace(db: sqlite3.Connection) -> None:
-            old_key = name_key(old_name)
-            if not _exists(db, guild_id, old_key):
-                raise ClassNotFoundError(old_name)
-            if cls.key != old_key and _exists(db, guild_id, cls.key):
-                raise DuplicateClassError(cls.name)
-            if cls.key != old_key:  # a look-alike of its own old name is fine
-                others = db.execute(
-                    "SELECT name FROM classes WHERE guild_id = ? AND name_key <> ?",
-                    (guild_id, old_key),
-                )
-                check_not_look_alike(cls.name, (row[0] for row in others))
-            db.execute(
-                "UPDATE classes SET name_key = ?, name = ?, description = ?, updated_at = ?"
-                " WHERE guild_id = ? AND name_key = ?",
-                (cls.key, cls.name, cls.description, time.time(), guild_id, old_key),
-            )
-
-        await self._run("written", replace)
-
-    async def delete_class(self, guild_id: int, name: str) -> None:
-        def delete(db: sqlite3.Connection) -> None:
-            gone = db.execute(
-                "DELETE FROM classes WHERE guild_id = ? AND name_key = ?",
-                (guild_id, name_key(name)),
-            ).rowcount
-            if not gone:
-                raise ClassNotFoundError(name)
-
-        await self._run("written", delete)
-
-    async def add_example(
-        self, guild_id: int, class_name: str, text: str, max_examples: int
-    ) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            key = name_key(class_name)
-            if not _exists(db, guild_id, key):
-                raise ClassNotFoundError(class_name)
-            rows = db.execute(
-                "SELECT text FROM examples WHERE guild_id = ? AND name_key = ?", (guild_id, key)
-            ).fetchall()
-            if any(row[0] == text for row in rows):
-                return
-            if len(rows) >= max_examples:
-                raise ExampleLimitError(class_name, max_examples)
-            db.execute(
-                "INSERT INTO examples (guild_id, name_key, position, text, added_at) VALUES"
-                " (?, ?, (SELECT coalesce(max(position), -1) + 1 FROM examples"
-                "         WHERE guild_id = ? AND name_key = ?), ?, ?)",
-                (guild_id, key, guild_id, key, text, time.time()),
-            )
-
-        await self._run("written", add)
-
-    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
-        def remove(db: sqlite3.Connection) -> None:
-            key = name_key(class_name)
-            if not _exists(db, guild_id, key):
-                raise ClassNotFoundError(class_name)
-            db.execute(
-                "DELETE FROM examples WHERE guild_id = ? AND name_key = ? AND text = ?",
-                (guild_id, key, text),
-            )
-
-        await self._run("written", remove)
-
-    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            # A member's later vote on the same result replaces theirs, keeping its number.
-            db.execute(
-                "INSERT INTO votes"
-                " (guild_id, user_id, text, predicted, suggested, created_at, result)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (guild_id, user_id, result) DO UPDATE SET"
-                " text = excluded.text, predicted = excluded.predicted,"
-                " suggested = excluded.suggested, created_at = excluded.created_at",
-                (
-                    guild_id,
-                    vote.user_id,
-                    vote.text,
-                    vote.predicted,
-                    vote.suggested,
-                    time.time(),
-                    vote.result,
-                ),
-            )
-            db.execute(
-                "DELETE FROM votes WHERE guild_id = ? AND id NOT IN"
-                " (SELECT id FROM votes WHERE guild_id = ? ORDER BY id DESC LIMIT ?)",
-                (guild_id, guild_id, max_votes),
-            )
-
-        await self._run("written", add)
-
-    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
-        def list_(db: sqlite3.Connection) -> list[Vote]:
-            rows = db.execute(
-                "SELECT id, user_id, text, predicted, suggested, created_at, result FROM votes"
-                " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
-                (guild_id, limit),
-            )
-            optional = (str, type(None))
-            return [
-                Vote(user_id, text, predicted, suggested, vote_id, created_at, result)
-                for vote_id, user_id, text, predicted, suggested, created_at, result in _as_stored(
-                    rows, int, int, str, str, optional, _NUMBER, optional
-                )
-            ]
-
-        return await self._run("read", list_)
-
-    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
-        def delete(db: sqlite3.Connection) -> bool:
-            return bool(
-                db.execute(
-                    "DELETE FROM votes WHERE guild_id = ? AND id = ?", (guild_id, vote_id)
-                ).rowcount
-            )
-
-        return await self._run("written", delete)
-
-    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
-        await self._run(
-            "written",
-            lambda db: db.execute(
-                "INSERT INTO guild_settings (guild_id, threshold) VALUES (?, ?)"
-                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
-                (guild_id, threshold),
-            ),
-        )
-
-    async def get_meta(self, key: str) -> str | None:
-        def get(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._run("read", get)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        await self._run(
-            "written",
-            lambda db: db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            ),
-        )
 
     async def subscribe(
         self,
@@ -381,11 +139,11 @@ class SQLiteStore:
         return None
 
     async def integrity_check(self) -> list[str]:
-        def check(db: sqlite3.Connection) -> list[str]:
-            rows = [str(r[0]) for r in db.execute("PRAGMA integrity_check").fetchall()]
+        async def check(db: Db) -> list[str]:
+            rows = [str(r[0]) for r in await db.fetch("PRAGMA integrity_check")]
             return [] if rows == ["ok"] else rows
 
-        return await self._run("read", check)
+        return await self.transact("read", check)
 
     async def close(self) -> None:
         if self._closed:
@@ -484,35 +242,18 @@ def _create_private(path: str) -> None:
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"The database {path} was written by a newer version of zsl (schema {version}, this"
-            f" one knows {SCHEMA_VERSION}). Upgrade zsl."
-        )
-    for number in range(version, SCHEMA_VERSION):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        log.info("migrated %s to schema %d", path, number + 1)
+    check_version(version, path)
+    if version < SCHEMA_VERSION:  # an up-to-date file is only read: it may be read-only
+        _in_transaction(db, lambda conn: migrate(conn, version, path), True, threading.Event())
 
 
 def _in_transaction(
-    db: sqlite3.Connection,
-    fn: Callable[[sqlite3.Connection], T],
-    write: bool,
-    abandoned: threading.Event,
+    db: sqlite3.Connection, work: Rule[T], write: bool, abandoned: threading.Event
 ) -> T:
     # A reader must not ask for the write lock: reads keep working on a read-only file.
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
-        result = fn(db)
+        result = finish(work(_SQLiteDb(db)))
         if abandoned.is_set():  # its caller was told it failed (too slow): keep that true
             raise TimeoutError("abandoned by its caller")
         db.execute("COMMIT")
@@ -525,75 +266,30 @@ def _in_transaction(
     return result
 
 
-def _exists(db: sqlite3.Connection, guild_id: int, key: str) -> bool:
-    row = db.execute(
-        "SELECT 1 FROM classes WHERE guild_id = ? AND name_key = ?", (guild_id, key)
-    ).fetchone()
-    return row is not None
+class _SQLiteDb:
+    """:class:`zsl.store.sql.Db` on the connection, called in the thread that owns it: every
+    call is made on the spot, so a transaction's work runs through :func:`finish`."""
 
+    types = TYPES
 
-def _load_all(db: sqlite3.Connection) -> dict[int, GuildRecord]:
-    return _load(db, "", ())
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
 
+    async def fetch(self, sql: str, *args: object) -> Sequence[Sequence[Any]]:
+        rows: list[Sequence[Any]] = self._db.execute(sql, args).fetchall()
+        return rows
 
-def _load_guild(db: sqlite3.Connection, guild_id: int) -> GuildRecord:
-    return _load(db, "WHERE guild_id = ?", (guild_id,)).get(guild_id, GuildRecord())
+    async def execute(self, sql: str, *args: object) -> int:
+        return self._db.execute(sql, args).rowcount
 
+    async def lock_guild(self, guild_id: int) -> None:
+        return None  # a write transaction began with BEGIN IMMEDIATE: it holds the only lock
 
-def _load(db: sqlite3.Connection, where: str, args: tuple[int, ...]) -> dict[int, GuildRecord]:
-    examples: dict[tuple[int, str], list[str]] = {}
-    for guild_id, key, text in _as_stored(
-        db.execute(
-            f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", args
-        ),
-        int,
-        str,
-        str,
-    ):
-        examples.setdefault((int(guild_id), key), []).append(text)
-    classes: dict[int, list[ClassDefinition]] = {}
-    for guild_id, key, name, description in _as_stored(
-        db.execute(
-            f"SELECT guild_id, name_key, name, description FROM classes {where}"
-            " ORDER BY guild_id, position",
-            args,
-        ),
-        int,
-        str,
-        str,
-        str,
-    ):
-        found = tuple(examples.get((int(guild_id), key), ()))
-        classes.setdefault(int(guild_id), []).append(ClassDefinition(name, description, found))
-    thresholds = {
-        int(g): t
-        for g, t in _as_stored(
-            db.execute(f"SELECT guild_id, threshold FROM guild_settings {where}", args),
-            int,
-            (*_NUMBER, type(None)),
-        )
-    }
-    return {
-        guild_id: GuildRecord(tuple(classes.get(guild_id, ())), thresholds.get(guild_id))
-        for guild_id in sorted(classes.keys() | thresholds.keys())
-    }
+    async def changed(self, guild_id: int) -> None:
+        return None  # a SQLite file belongs to one process; there is nobody else to tell
 
-
-_NUMBER = (int, float)
-
-
-def _as_stored(
-    rows: Iterable[tuple[Any, ...]], *kinds: type | tuple[type, ...]
-) -> Iterator[tuple[Any, ...]]:
-    """``rows``, each checked against the types the schema promises.
-
-    Garbled pages can read back as NULLs or values of the wrong type while SQLite itself sees
-    nothing wrong; that is a damaged file too, not a reason to crash on it later.
-    """
-    for row in rows:
-        if not all(isinstance(value, kind) for value, kind in zip(row, kinds, strict=True)):
-            raise sqlite3.DatabaseError("database disk image is malformed (a value off the schema)")
-        yield row
+    async def set_schema_version(self, version: int) -> None:
+        self._db.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _is_damaged(exc: sqlite3.Error) -> bool:

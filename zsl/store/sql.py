@@ -1,0 +1,462 @@
+"""The registry in SQL, written once for SQLite and PostgreSQL: the schema and its migrations,
+the loader, and every call's rules (duplicates, look-alikes, limits, votes, settings).
+
+The rules run over :class:`Db`: one connection inside one transaction, whose backend turns the
+``?`` placeholders into its own, locks a guild and announces a change where it has to. A backend
+(:mod:`zsl.store.sqlite`, :mod:`zsl.store.postgres`) subclasses :class:`SQLStore` and keeps only
+its connections, transactions, deadlines, notifications and error translation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, TypeVar
+
+from zsl.errors import (
+    ClassLimitError,
+    ClassNotFoundError,
+    DuplicateClassError,
+    ExampleLimitError,
+    InvalidClassError,
+    StoreError,
+)
+from zsl.records import (
+    ClassDefinition,
+    GuildRecord,
+    Vote,
+    check_not_look_alike,
+    has_broken_characters,
+    name_key,
+    strip_invisible,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnTypes:
+    """What the schema's columns are called in one database's SQL."""
+
+    big_integer: str
+    """Discord ids: 64 bits."""
+    real: str
+    serial_key: str
+    """A numbered row's primary key, counted up by the database."""
+    keyed_table: str
+    """Options of a table that is only ever reached through its primary key."""
+
+
+# Each entry moves the schema one version up; a backend counts the applied ones. Existing
+# databases were made by these statements: change what they create only by a new entry.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE classes (
+        guild_id    {big_integer} NOT NULL,
+        name_key    TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        position    INTEGER NOT NULL,
+        updated_at  {real} NOT NULL,
+        PRIMARY KEY (guild_id, name_key)
+    ){keyed_table};
+    CREATE TABLE guild_settings (
+        guild_id  {big_integer} PRIMARY KEY,
+        threshold {real}
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE examples (
+        guild_id {big_integer} NOT NULL,
+        name_key TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        text     TEXT NOT NULL,
+        added_at {real} NOT NULL,
+        PRIMARY KEY (guild_id, name_key, position),
+        FOREIGN KEY (guild_id, name_key) REFERENCES classes (guild_id, name_key)
+            ON UPDATE CASCADE ON DELETE CASCADE
+    ){keyed_table};
+    CREATE TABLE votes (
+        id         {serial_key},
+        guild_id   {big_integer} NOT NULL,
+        user_id    {big_integer} NOT NULL,
+        text       TEXT NOT NULL,
+        predicted  TEXT NOT NULL,
+        suggested  TEXT,
+        created_at {real} NOT NULL
+    );
+    CREATE INDEX votes_by_guild ON votes (guild_id, id);
+    """,
+    # One vote per member and result: the result a vote is about (NULL for older votes, and
+    # NULLs never collide in a unique index).
+    """
+    ALTER TABLE votes ADD COLUMN result TEXT;
+    CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def migrations(types: ColumnTypes) -> tuple[str, ...]:
+    """Each schema version's SQL script in one database's words, oldest first."""
+    return tuple(script.format(**asdict(types)) for script in _MIGRATIONS)
+
+
+class Db(Protocol):
+    """One connection inside one transaction, as the rules use it."""
+
+    types: ColumnTypes
+
+    async def fetch(self, sql: str, *args: object) -> Sequence[Sequence[Any]]:
+        """The rows of a query whose parameters are ``?``."""
+        ...
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run a statement whose parameters are ``?``; the number of rows it changed."""
+        ...
+
+    async def lock_guild(self, guild_id: int) -> None:
+        """Keep the guild's other writers (in any process) out until the transaction ends."""
+        ...
+
+    async def changed(self, guild_id: int) -> None:
+        """Tell the other processes, once the transaction commits, that the guild changed."""
+        ...
+
+    async def set_schema_version(self, version: int) -> None:
+        """Record that the schema is at ``version``, as part of the transaction."""
+        ...
+
+
+Rule = Callable[["Db"], Coroutine[Any, Any, T]]
+"""A transaction's work, given the connection inside it."""
+
+
+class OffSchemaError(Exception):
+    """A stored value is not of the type its column promises: the database is damaged."""
+
+
+def check_version(version: int, name: str = "") -> None:
+    """Refuse a database whose schema is at a ``version`` this zsl does not know.
+
+    Raises:
+        StoreError: the database (called ``name`` in the message) was written by a newer zsl.
+    """
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"The database {name + ' ' if name else ''}was written by a newer version of zsl"
+            f" (schema {version}, this one knows {SCHEMA_VERSION}). Upgrade zsl."
+        )
+
+
+async def migrate(db: Db, version: int, name: str = "") -> None:
+    """Bring the schema from ``version`` up to :data:`SCHEMA_VERSION`, in the caller's
+    transaction; ``name`` says which database in messages.
+
+    Raises:
+        StoreError: the database was written by a newer version of zsl.
+    """
+    check_version(version, name)
+    scripts = migrations(db.types)
+    for number in range(version, SCHEMA_VERSION):
+        for statement in scripts[number].split(";"):
+            if statement.strip():
+                await db.execute(statement)
+        await db.set_schema_version(number + 1)
+        log.info("migrated %s to schema %d", name or "the database", number + 1)
+
+
+def finish(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on the spot, in this thread.
+
+    For rules over a :class:`Db` whose awaits never suspend (SQLite's calls are made on the
+    spot, in the worker thread that owns the connection).
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a transaction meant to run on the spot waited for something")
+
+
+def check_storable(cls: ClassDefinition) -> None:
+    """Refuse what no registry can hold faithfully, whatever validated it before.
+
+    Raises:
+        InvalidClassError: the name has no visible character (its key would be empty, or it
+            shows blank), or the name or description holds NUL or broken (surrogate) characters.
+    """
+    if not cls.key or not name_key(strip_invisible(cls.name)):
+        raise InvalidClassError(
+            "A class name needs at least one visible letter, digit or symbol. Pick another name."
+        )
+    if has_broken_characters(cls.name) or has_broken_characters(cls.description):
+        raise InvalidClassError(
+            "The class contains broken or invisible control characters. Type it again."
+        )
+
+
+class SQLStore(ABC):
+    """:class:`zsl.store.Store`'s calls over SQL; a backend supplies :meth:`transact`."""
+
+    @abstractmethod
+    async def transact(self, verb: str, work: Rule[T]) -> T:
+        """Run ``work`` in one transaction and commit it, or roll it back if it raises.
+
+        ``verb`` says what the call does to the registry in a refusal ("read", "written").
+        """
+
+    async def load_all(self) -> dict[int, GuildRecord]:
+        return await self.transact("read", lambda db: _load(db, None))
+
+    async def load_guild(self, guild_id: int) -> GuildRecord:
+        async def load(db: Db) -> GuildRecord:
+            return (await _load(db, guild_id)).get(guild_id, GuildRecord())
+
+        return await self.transact("read", load)
+
+    async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
+        check_storable(cls)
+
+        async def insert(db: Db) -> None:
+            # Under the guild's lock: no other process can add a class or a look-alike meanwhile.
+            await db.lock_guild(guild_id)
+            ((count, last),) = await db.fetch(
+                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = ?",
+                guild_id,
+            )
+            if await _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            names = await db.fetch("SELECT name FROM classes WHERE guild_id = ?", guild_id)
+            check_not_look_alike(cls.name, (row[0] for row in names))
+            if count >= max_classes:
+                raise ClassLimitError(max_classes)
+            await db.execute(
+                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                *(guild_id, cls.key, cls.name, cls.description, last + 1, time.time()),
+            )
+            await db.changed(guild_id)
+
+        await self.transact("written", insert)
+
+    async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
+        check_storable(cls)
+
+        async def replace(db: Db) -> None:
+            await db.lock_guild(guild_id)
+            old_key = name_key(old_name)
+            if not await _exists(db, guild_id, old_key):
+                raise ClassNotFoundError(old_name)
+            if cls.key != old_key and await _exists(db, guild_id, cls.key):
+                raise DuplicateClassError(cls.name)
+            if cls.key != old_key:  # a look-alike of its own old name is fine
+                others = await db.fetch(
+                    "SELECT name FROM classes WHERE guild_id = ? AND name_key <> ?",
+                    *(guild_id, old_key),
+                )
+                check_not_look_alike(cls.name, (row[0] for row in others))
+            await db.execute(
+                "UPDATE classes SET name_key = ?, name = ?, description = ?, updated_at = ?"
+                " WHERE guild_id = ? AND name_key = ?",
+                *(cls.key, cls.name, cls.description, time.time(), guild_id, old_key),
+            )
+            await db.changed(guild_id)
+
+        await self.transact("written", replace)
+
+    async def delete_class(self, guild_id: int, name: str) -> None:
+        async def delete(db: Db) -> None:
+            gone = await db.execute(
+                "DELETE FROM classes WHERE guild_id = ? AND name_key = ?", guild_id, name_key(name)
+            )
+            if not gone:
+                raise ClassNotFoundError(name)
+            await db.changed(guild_id)
+
+        await self.transact("written", delete)
+
+    async def add_example(
+        self, guild_id: int, class_name: str, text: str, max_examples: int
+    ) -> None:
+        async def add(db: Db) -> None:
+            await db.lock_guild(guild_id)
+            key = name_key(class_name)
+            if not await _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            rows = await db.fetch(
+                "SELECT text FROM examples WHERE guild_id = ? AND name_key = ?", guild_id, key
+            )
+            if any(row[0] == text for row in rows):
+                return
+            if len(rows) >= max_examples:
+                raise ExampleLimitError(class_name, max_examples)
+            await db.execute(
+                "INSERT INTO examples (guild_id, name_key, position, text, added_at) VALUES"
+                " (?, ?, (SELECT coalesce(max(position), -1) + 1 FROM examples"
+                "         WHERE guild_id = ? AND name_key = ?), ?, ?)",
+                *(guild_id, key, guild_id, key, text, time.time()),
+            )
+            await db.changed(guild_id)
+
+        await self.transact("written", add)
+
+    async def remove_example(self, guild_id: int, class_name: str, text: str) -> None:
+        async def remove(db: Db) -> None:
+            key = name_key(class_name)
+            if not await _exists(db, guild_id, key):
+                raise ClassNotFoundError(class_name)
+            await db.execute(
+                "DELETE FROM examples WHERE guild_id = ? AND name_key = ? AND text = ?",
+                *(guild_id, key, text),
+            )
+            await db.changed(guild_id)
+
+        await self.transact("written", remove)
+
+    async def add_vote(self, guild_id: int, vote: Vote, max_votes: int) -> None:
+        async def add(db: Db) -> None:
+            # A member's later vote on the same result replaces theirs, keeping its number.
+            await db.execute(
+                "INSERT INTO votes"
+                " (guild_id, user_id, text, predicted, suggested, created_at, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, user_id, result) DO UPDATE SET"
+                " text = excluded.text, predicted = excluded.predicted,"
+                " suggested = excluded.suggested, created_at = excluded.created_at",
+                *(guild_id, vote.user_id, vote.text, vote.predicted, vote.suggested),
+                *(time.time(), vote.result),
+            )
+            await db.execute(
+                "DELETE FROM votes WHERE guild_id = ? AND id NOT IN"
+                " (SELECT id FROM votes WHERE guild_id = ? ORDER BY id DESC LIMIT ?)",
+                *(guild_id, guild_id, max_votes),
+            )
+
+        await self.transact("written", add)
+
+    async def list_votes(self, guild_id: int, limit: int) -> list[Vote]:
+        async def list_(db: Db) -> list[Vote]:
+            rows = await db.fetch(
+                "SELECT id, user_id, text, predicted, suggested, created_at, result FROM votes"
+                " WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                *(guild_id, limit),
+            )
+            optional = (str, type(None))
+            return [
+                Vote(user_id, text, predicted, suggested, vote_id, created_at, result)
+                for vote_id, user_id, text, predicted, suggested, created_at, result in _as_stored(
+                    rows, int, int, str, str, optional, _NUMBER, optional
+                )
+            ]
+
+        return await self.transact("read", list_)
+
+    async def delete_vote(self, guild_id: int, vote_id: int) -> bool:
+        async def delete(db: Db) -> bool:
+            gone = await db.execute(
+                "DELETE FROM votes WHERE guild_id = ? AND id = ?", guild_id, vote_id
+            )
+            return bool(gone)
+
+        return await self.transact("written", delete)
+
+    async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
+        async def write(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id, threshold) VALUES (?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
+                *(guild_id, threshold),
+            )
+            await db.changed(guild_id)
+
+        await self.transact("written", write)
+
+    async def get_meta(self, key: str) -> str | None:
+        async def get(db: Db) -> str | None:
+            rows = await db.fetch("SELECT value FROM meta WHERE key = ?", key)
+            return str(rows[0][0]) if rows else None
+
+        return await self.transact("read", get)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async def write(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                *(key, value),
+            )
+
+        await self.transact("written", write)
+
+
+async def _exists(db: Db, guild_id: int, key: str) -> bool:
+    rows = await db.fetch(
+        "SELECT 1 FROM classes WHERE guild_id = ? AND name_key = ?", guild_id, key
+    )
+    return bool(rows)
+
+
+async def _load(db: Db, guild_id: int | None) -> dict[int, GuildRecord]:
+    where, args = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+    examples: dict[tuple[int, str], list[str]] = {}
+    for guild, key, text in _as_stored(
+        await db.fetch(
+            f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", *args
+        ),
+        *(int, str, str),
+    ):
+        examples.setdefault((guild, key), []).append(text)
+    classes: dict[int, list[ClassDefinition]] = {}
+    for guild, key, name, description in _as_stored(
+        await db.fetch(
+            f"SELECT guild_id, name_key, name, description FROM classes {where}"
+            " ORDER BY guild_id, position",
+            *args,
+        ),
+        *(int, str, str, str),
+    ):
+        found = tuple(examples.get((guild, key), ()))
+        classes.setdefault(guild, []).append(ClassDefinition(name, description, found))
+    thresholds = {
+        guild: threshold
+        for guild, threshold in _as_stored(
+            await db.fetch(f"SELECT guild_id, threshold FROM guild_settings {where}", *args),
+            *(int, (*_NUMBER, type(None))),
+        )
+    }
+    return {
+        guild: GuildRecord(tuple(classes.get(guild, ())), thresholds.get(guild))
+        for guild in sorted(classes.keys() | thresholds.keys())
+    }
+
+
+_NUMBER = (int, float)
+
+
+def _as_stored(
+    rows: Sequence[Sequence[Any]], *kinds: type | tuple[type, ...]
+) -> list[Sequence[Any]]:
+    """``rows``, each checked against the types the schema promises.
+
+    Garbled pages can read back as NULLs or values of the wrong type while SQLite itself sees
+    nothing wrong; that is a damaged database too, not a reason to crash on it later.
+
+    Raises:
+        OffSchemaError: a value is not of its column's type.
+    """
+    for row in rows:
+        if not all(isinstance(value, kind) for value, kind in zip(row, kinds, strict=True)):
+            raise OffSchemaError("a value off the schema")
+    return list(rows)
