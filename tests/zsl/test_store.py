@@ -535,3 +535,26 @@ async def test_version_1_database_is_migrated_with_its_classes(tmp_path: Path) -
     await store.close()
 
     assert state[1].classes == (ClassDefinition("sports", "football match", ("goal!",)),)
+
+
+async def test_bulk_insert_stores_each_guilds_classes_in_order(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.bulk_insert_classes([(7, SPORTS), (8, MUSIC), (7, MUSIC)])
+    state = await store.load_all()
+    await store.close()
+
+    assert state[7].classes == (SPORTS, MUSIC)
+    assert state[8].classes == (MUSIC,)
+
+
+async def test_bulk_insert_with_a_name_twice_in_a_guild_stores_nothing(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.insert_class(1, SPORTS, 100)
+
+    with pytest.raises(StoreError):
+        await store.bulk_insert_classes([(7, SPORTS), (8, MUSIC), (8, ClassDefinition("Music"))])
+    state = await store.load_all()
+    await store.close()
+
+    assert set(state) == {1}
+    assert state[1].classes == (SPORTS,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from zsl.errors import StoreUnavailableError
@@ -27,6 +27,18 @@ class Store(Protocol):
 
     async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
         """Add a class. Raises DuplicateClassError, ClassLimitError, StoreError."""
+        ...
+
+    async def bulk_insert_classes(self, rows: Iterable[tuple[int, ClassDefinition]]) -> None:
+        """Store many classes of guilds that hold none yet, in one transaction (filling a
+        registry for a benchmark or an import; each call must finish within the call timeout,
+        so give it at most some 100,000 rows at a time).
+
+        A guild's classes take the positions 0, 1, ... of their order in ``rows``; that the
+        guilds were empty is the caller's promise, not checked. No other process is told, and
+        the per-guild rules (limits, look-alikes) are not checked either; a name used twice in a
+        guild refuses the whole call and stores nothing.
+        """
         ...
 
     async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -399,6 +399,27 @@ class SQLStore(ABC):
             )
 
         await self.transact("written", write)
+
+
+CLASS_COLUMNS = ("guild_id", "name_key", "name", "description", "position", "updated_at")
+"""The columns of a row of :func:`class_rows`, in order."""
+
+
+def class_rows(rows: Iterable[tuple[int, ClassDefinition]]) -> list[tuple[Any, ...]]:
+    """The ``classes`` table rows of a bulk insert (:meth:`zsl.store.Store.bulk_insert_classes`):
+    each guild's classes numbered in order, all stamped with one time.
+
+    Raises:
+        InvalidClassError: a class the registry cannot hold; nothing is stored.
+    """
+    now = time.time()
+    positions: dict[int, int] = {}
+    table = []
+    for guild_id, cls in rows:
+        check_storable(cls)
+        position = positions[guild_id] = positions.get(guild_id, -1) + 1
+        table.append((guild_id, cls.key, cls.name, cls.description, position, now))
+    return table
 
 
 async def _exists(db: Db, guild_id: int, key: str) -> bool:

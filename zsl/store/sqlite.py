@@ -11,14 +11,16 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from zsl.errors import StoreError, StoreUnavailableError
+from zsl.records import ClassDefinition
 from zsl.store.base import DEFAULT_STORE_TIMEOUT, timed_out
 from zsl.store.sql import (
+    CLASS_COLUMNS,
     SCHEMA_VERSION,
     ColumnTypes,
     Db,
@@ -26,6 +28,7 @@ from zsl.store.sql import (
     Rule,
     SQLStore,
     check_version,
+    class_rows,
     finish,
     migrate,
     migrations,
@@ -129,6 +132,18 @@ class SQLiteStore(SQLStore):
             raise StoreUnavailableError(
                 _UNAVAILABLE.format(verb=verb, reason=_describe(exc))
             ) from exc
+
+    async def bulk_insert_classes(self, rows: Iterable[tuple[int, ClassDefinition]]) -> None:
+        table = class_rows(rows)
+
+        async def insert(db: Db) -> None:
+            assert isinstance(db, _SQLiteDb)  # executemany: one prepared statement for all rows
+            db.connection.executemany(
+                f"INSERT INTO classes ({', '.join(CLASS_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                table,
+            )
+
+        await self.transact("written", insert)
 
     async def subscribe(
         self,
@@ -274,6 +289,10 @@ class _SQLiteDb:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
     async def fetch(self, sql: str, *args: object) -> Sequence[Sequence[Any]]:
         rows: list[Sequence[Any]] = self._db.execute(sql, args).fetchall()
