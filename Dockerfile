@@ -17,7 +17,13 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY zsl ./zsl
 COPY bot ./bot
-RUN pip install .
+# The builder's own package-index settings (a mirror, a proxy's certificate, constraints) come in
+# as build secrets, mounted for this step only and never stored in a layer; without them pip uses
+# PyPI. .ci/compose passes the host's: docker build --secret id=pip.conf,src=... (BuildKit).
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-cert \
+    --mount=type=secret,id=pip-constraints \
+    pip install .
 
 # Convert the default model (GloVe 6B 50d) now, so the container starts in seconds and
 # memory-maps one read-only copy.

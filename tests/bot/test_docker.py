@@ -1,4 +1,4 @@
-"""Docker cannot run here, so check the Dockerfile's promises statically."""
+"""The Dockerfile's promises, checked as text (``.ci/compose`` builds and runs it for real)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,16 @@ def test_secrets_and_data_stay_out_of_the_image() -> None:
     }
 
     assert {".env", "data/", "*.sqlite3*"} <= ignored
+
+
+def test_package_index_settings_come_in_as_build_secrets_not_layers() -> None:
+    steps = instructions()
+    install = next(arguments for keyword, arguments in steps if "pip install" in arguments)
+    copied = " ".join(arguments for keyword, arguments in steps if keyword in ("COPY", "ADD"))
+
+    assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in install
+    assert "--mount=type=secret,id=pip-cert" in install
+    assert "pip.conf" not in copied
+    assert not any(
+        keyword in ("ARG", "ENV") and "PIP_INDEX" in arguments for keyword, arguments in steps
+    )
