@@ -21,7 +21,7 @@ import yarl
 import zsl
 from bot import messages
 from bot.client import ZeroShotBot
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, ShardGuilds
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,17 @@ def point_discord_at(settings: Settings) -> None:
 
 async def run_bot(settings: Settings, token: str, vectors: zsl.WordVectors, *, sync: bool) -> int:
     """Open the store, connect, and run until SIGINT/SIGTERM or a fatal error."""
+    served = ShardGuilds.of(settings)  # a process reads only the guilds of its shards
     service = await zsl.ZeroShotService.open(
         vectors,
         settings.database_url,
         limits=settings.limits,
         store_timeout=settings.store_timeout_seconds,
+        owns=served,
+        cache_bytes=settings.guild_cache_mb * 2**20,
     )
     try:
-        bot = ZeroShotBot(service, settings, force_sync=sync)
+        bot = ZeroShotBot(service, settings, force_sync=sync, served=served)
         loop = asyncio.get_running_loop()
         closing: list[asyncio.Task[None]] = []
 

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 import zsl
 from bot.cogs import zeroshot
-from bot.settings import Settings
+from bot.settings import Settings, ShardGuilds
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ class ZeroShotBot(commands.AutoShardedBot):
     """The Discord side of the classifier; the model and the store are opened before it."""
 
     def __init__(
-        self, service: zsl.ZeroShotService, settings: Settings, *, force_sync: bool = False
+        self,
+        service: zsl.ZeroShotService,
+        settings: Settings,
+        *,
+        force_sync: bool = False,
+        served: ShardGuilds | None = None,
     ) -> None:
         sharding: dict[str, Any] = {"shard_count": settings.shard_count}
         if settings.shard_ids is not None:
@@ -50,9 +55,10 @@ class ZeroShotBot(commands.AutoShardedBot):
         self.service = service
         self.settings = settings
         self.force_sync = force_sync
+        self.served = served
 
     async def setup_hook(self) -> None:
-        await zeroshot.setup(self, self.service, self.settings)
+        await zeroshot.setup(self, self.service, self.settings, self.served)
         guild = self._sync_target()
         if guild is not None:
             self.tree.copy_global_to(guild=guild)

@@ -177,7 +177,7 @@ async def _classify(call: Call) -> Answer:
 
 
 async def _classes(call: Call) -> Answer:
-    definitions = call.service.classes(call.guild_id)
+    definitions = await call.front.in_time(call.service.classes(call.guild_id))
     if not definitions:
         raise RefusalError(messages.NO_CLASSES)
     return ClassList(definitions, call.need("page", int))
@@ -191,7 +191,7 @@ async def _add_class(call: Call) -> Answer:
     name, description = call.need("name", str), call.get("description", str) or ""
     await call.front.defer()
     definition = await call.service.add_class(call.guild_id, name, description)
-    count = len(call.service.classes(call.guild_id))
+    count = len(await call.service.classes(call.guild_id))
     return Said(messages.class_added(call.front.show(definition.name, 200), count))
 
 
@@ -200,7 +200,7 @@ async def _edit_class(call: Call) -> Answer:
     new_name, description = call.get("new_name", str), call.get("description", str)
     if new_name is None and description is None:
         raise RefusalError(messages.EDIT_NOTHING)
-    old_name = call.service.get_class(call.guild_id, name).name
+    old_name = (await call.front.in_time(call.service.get_class(call.guild_id, name))).name
     await call.front.defer()
     definition = await call.service.edit_class(
         call.guild_id, name, new_name=new_name, description=description
@@ -217,7 +217,7 @@ async def _remove_class(call: Call) -> Answer:
     name = call.need("name", str)
     await call.front.defer()
     removed = await call.service.remove_class(call.guild_id, name)
-    count = len(call.service.classes(call.guild_id))
+    count = len(await call.service.classes(call.guild_id))
     return Said(messages.class_removed(call.front.show(removed.name, 200), count))
 
 
@@ -226,11 +226,11 @@ async def _threshold(call: Call) -> Answer:
     if value is not None and reset:
         raise RefusalError(messages.THRESHOLD_BOTH)
     if value is None and not reset:
-        current = call.service.threshold(call.guild_id)
+        current = await call.front.in_time(call.service.threshold(call.guild_id))
         return Said(messages.threshold_shown(current, zsl.DEFAULT_THRESHOLD))
     await call.front.defer()
-    current = await call.service.set_threshold(call.guild_id, None if reset else value)
-    return Said(messages.threshold_set(current))
+    chosen = await call.service.set_threshold(call.guild_id, None if reset else value)
+    return Said(messages.threshold_set(chosen))
 
 
 async def _add_example(call: Call) -> Answer:
@@ -242,12 +242,13 @@ async def _add_example(call: Call) -> Answer:
 
 
 async def _examples(call: Call) -> Answer:
-    return Examples(call.service.get_class(call.guild_id, call.need("name", str)))
+    name = call.need("name", str)
+    return Examples(await call.front.in_time(call.service.get_class(call.guild_id, name)))
 
 
 async def _remove_example(call: Call) -> Answer:
     name, number = call.need("name", str), call.need("number", int)
-    class_name = call.service.get_class(call.guild_id, name).name
+    class_name = (await call.front.in_time(call.service.get_class(call.guild_id, name))).name
     await call.front.defer()
     removed = await call.service.remove_example(call.guild_id, name, number)
     show = call.front.show
@@ -267,11 +268,11 @@ async def _votes(call: Call) -> Answer:
 
 
 async def _export_classes(call: Call) -> Answer:
-    definitions = call.service.classes(call.guild_id)
+    definitions = await call.front.in_time(call.service.classes(call.guild_id))
     if not definitions:
         raise RefusalError(messages.NO_CLASSES)
     document = {
-        "threshold": call.service.threshold(call.guild_id),
+        "threshold": await call.service.threshold(call.guild_id),  # in memory now
         "classes": [
             {"name": d.name, "description": d.description, "examples": list(d.examples)}
             for d in definitions

@@ -226,7 +226,7 @@ def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO
     Reading happens outside the event loop, so Ctrl+C at the prompt simply ends the console.
     """
     interactive = stdin.isatty()
-    count = len(console.service.classes(console.guild_id))
+    count = len(runner.run(console.service.classes(console.guild_id)))
     start = messages.console_ready(count) if count else messages.CONSOLE_START
     print(messages.CONSOLE_BANNER, start, sep="\n", file=stdout, flush=True)
     while True:

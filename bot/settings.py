@@ -6,6 +6,7 @@ one plain sentence that names the key (:class:`SettingsError`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,7 @@ from zsl.store import DEFAULT_DATABASE_URL, DEFAULT_STORE_TIMEOUT, redact_url
 from zsl.vectors import default_cache_dir
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_COOLDOWN_SECONDS = 3.0
 DEFAULT_FEEDBACK_MINUTES = 15.0
@@ -37,12 +39,15 @@ MAX_FEEDBACK_MINUTES = 1_440.0  # one day
 MAX_SHARDS = 100_000  # room for 100 million servers at 1,000 a shard
 MAX_SNOWFLAKE = 2**63 - 1  # every Discord ID fits a signed 64-bit database integer
 MAX_STORE_TIMEOUT_SECONDS = 600.0  # ten minutes: far past what a member would wait for
+DEFAULT_GUILD_CACHE_MB = zsl.DEFAULT_GUILD_CACHE_BYTES // 2**20
+MAX_GUILD_CACHE_MB = 1_048_576  # a terabyte: past any machine this runs on
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 KEYS = (
     "DISCORD_TOKEN",
     "ZSL_MODEL",
     "ZSL_DATABASE_URL",
     "ZSL_STORE_TIMEOUT_SECONDS",
+    "ZSL_GUILD_CACHE_MB",
     "ZSL_CACHE_DIR",
     "DEV_GUILD_ID",
     "CLASSIFY_COOLDOWN_SECONDS",
@@ -75,6 +80,7 @@ class Settings:
     model: str = zsl.DEFAULT_MODEL
     database_url: str = DEFAULT_DATABASE_URL
     store_timeout_seconds: float = DEFAULT_STORE_TIMEOUT
+    guild_cache_mb: int = DEFAULT_GUILD_CACHE_MB
     cache_dir: Path = field(default_factory=default_cache_dir)
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
@@ -139,6 +145,9 @@ class Settings:
             database_url=values.get("ZSL_DATABASE_URL", DEFAULT_DATABASE_URL),
             store_timeout_seconds=_get(
                 values, "ZSL_STORE_TIMEOUT_SECONDS", _store_timeout, DEFAULT_STORE_TIMEOUT
+            ),
+            guild_cache_mb=_get(
+                values, "ZSL_GUILD_CACHE_MB", _count(MAX_GUILD_CACHE_MB), DEFAULT_GUILD_CACHE_MB
             ),
             cache_dir=Path(cache_dir).expanduser()
             if cache_dir
@@ -263,3 +272,41 @@ def _ws_url(raw: str) -> str:
     if not raw.startswith(("ws://", "wss://")):
         raise ValueError("a ws:// or wss:// URL")
     return raw
+
+
+class ShardGuilds:
+    """Which guilds this process serves: those of its shards, ``(guild_id >> 22) % count``,
+    and any guild Discord delivers to it anyway.
+
+    Discord sends a guild's interactions to the shard that holds it; when shards are
+    rebalanced a guild moves, and where Discord sends it is where it is served from then on.
+    The service reads only the guilds this says yes to.
+    """
+
+    def __init__(self, shard_count: int, shard_ids: tuple[int, ...]) -> None:
+        self.shard_count = shard_count
+        self.shard_ids = frozenset(shard_ids)
+        self._moved_here: set[int] = set()
+
+    def __call__(self, guild_id: int) -> bool:
+        return (guild_id >> 22) % self.shard_count in self.shard_ids or guild_id in self._moved_here
+
+    def delivered(self, guild_id: int) -> None:
+        """Discord sent an interaction of ``guild_id`` to this process: serve it."""
+        if not self(guild_id):
+            log.warning(
+                "guild %d arrived outside shards %s of %d: Discord moved it here; serving it",
+                guild_id,
+                sorted(self.shard_ids),
+                self.shard_count,
+            )
+            self._moved_here.add(guild_id)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ShardGuilds | None:
+        """The guilds ``settings``' shards serve; None when this process runs every shard."""
+        if settings.shard_ids is None or settings.shard_count is None:
+            return None
+        if set(settings.shard_ids) >= set(range(settings.shard_count)):
+            return None
+        return cls(settings.shard_count, settings.shard_ids)

@@ -20,6 +20,7 @@ from zsl.errors import (
     DuplicateClassError,
     ExampleLimitError,
     ExampleNotFoundError,
+    GuildNotServedError,
     InvalidClassError,
     InvalidTextError,
     InvalidThresholdError,
@@ -33,13 +34,20 @@ from zsl.errors import (
     shown_input,
 )
 from zsl.records import ClassDefinition, Vote
-from zsl.service import ZeroShotService, use_one_blas_thread
+from zsl.service import (
+    DEFAULT_GUILD_CACHE_BYTES,
+    CacheInfo,
+    ZeroShotService,
+    use_one_blas_thread,
+)
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
 __all__ = [
+    "DEFAULT_GUILD_CACHE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLD",
+    "CacheInfo",
     "ClassDefinition",
     "ClassLimitError",
     "ClassNotFoundError",
@@ -51,6 +59,7 @@ __all__ = [
     "EncoderConfig",
     "ExampleLimitError",
     "ExampleNotFoundError",
+    "GuildNotServedError",
     "InvalidClassError",
     "InvalidTextError",
     "InvalidThresholdError",

@@ -607,7 +607,7 @@ async def hostile(vectors: WordVectors, args: argparse.Namespace) -> None:
                 picked = " ".join(words[j] for j in rng.permutation(len(words))[:60])
                 await service.add_class(1, f"class {i}", picked[:290].rsplit(" ", 1)[0])
             class_words = sum(
-                len(tokenize(f"{d.name} {d.description}")) for d in service.classes(1)
+                len(tokenize(f"{d.name} {d.description}")) for d in await service.classes(1)
             )
             for label, text in texts:
                 await service.classify(1, text)  # warm: the guild is embedded, caches filled
@@ -653,7 +653,7 @@ async def registry(vectors: WordVectors, args: argparse.Namespace) -> None:
         async with _service(vectors, folder) as service:
             opened = time.perf_counter() - started
             grown = _rss_kb() - before
-            loaded = len(service.guild_ids())
+            loaded = len(await service.guild_ids())
         store = await open_store(f"sqlite:///{folder}/bench.sqlite3")
         try:
             read_started = time.perf_counter()

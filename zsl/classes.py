@@ -254,6 +254,10 @@ class ClassSet:
     ``cosine[c] * vector_scale[c] + sum(best_match[w] * word_scale[w] for w of c) - offset[c]``:
     each channel z-scored against ordinary text, averaged, and standardised again."""
 
+    nbytes: int = field(init=False, repr=False)
+    """Bytes of the arrays this snapshot keeps alive (its own and its classes' vectors): what
+    a cache of snapshots counts against its budget."""
+
     EMPTY: ClassVar[ClassSet]
 
     def __post_init__(self) -> None:
@@ -299,6 +303,11 @@ class ClassSet:
             array.setflags(write=False)
             object.__setattr__(self, name, array)
         object.__setattr__(self, "names", tuple(c.definition.name for c in self.classes))
+        own = sum(array.nbytes for array in arrays.values())
+        per_class = sum(
+            c.vector.nbytes + c.word_vectors.nbytes + c.word_weights.nbytes for c in self.classes
+        )
+        object.__setattr__(self, "nbytes", own + per_class)
 
     def __len__(self) -> int:
         return len(self.classes)

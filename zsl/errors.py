@@ -193,3 +193,14 @@ class ExampleLimitError(ZslError):
             f"The class '{shown_input(name)}' already has {limit} examples, the maximum. "
             "Remove one first."
         )
+
+
+class GuildNotServedError(ZslError):
+    """The guild belongs to another process's shards: this one never reads it."""
+
+    def __init__(self, guild_id: int) -> None:
+        self.guild_id = guild_id
+        super().__init__(
+            "This server is handled by another part of the service right now. Please try again "
+            "in a minute."
+        )

@@ -8,7 +8,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from zsl.errors import ConfusableClassError
@@ -148,3 +148,6 @@ class GuildRecord:
 
     classes: tuple[ClassDefinition, ...] = ()
     threshold: float | None = None
+    version: int = field(default=0, compare=False)
+    """The guild's change counter when it was read (0: never written); not part of what the
+    guild holds, so two reads of the same content compare equal."""

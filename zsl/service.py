@@ -5,6 +5,10 @@ guild's lock, build the new snapshot in a worker thread, persist it, and only th
 reference, so a failed write leaves the old snapshot (and the database) as they were. This is
 the only module that decides what runs in threads: vector maths and gensim calls go to
 ``asyncio.to_thread``; the store runs its own I/O off the loop.
+
+Guilds are read lazily: opening reads none, a guild is read (batched with the other guilds
+waiting to be read) and embedded on its first use, and built guilds live in a cache bounded
+in bytes, least recently used out first. A process given ``owns`` never reads another's guild.
 """
 
 from __future__ import annotations
@@ -12,20 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-from zsl.classes import ClassSet, ClassVector, Limits, embed_class, find_class, validate_class
+from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_class
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank, rank_encoded
 from zsl.embedding import Encoded, Encoder, EncoderConfig
 from zsl.errors import (
-    ClassNotFoundError,
     DuplicateClassError,
     ExampleLimitError,
     ExampleNotFoundError,
+    GuildNotServedError,
     InvalidTextError,
     InvalidThresholdError,
     NoClassesError,
@@ -51,9 +57,35 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_TOP_K = 25
+DEFAULT_GUILD_CACHE_BYTES = 256 * 1024 * 1024
+"""Built guilds kept in memory: about 8,000 guilds of 20 classes with a 50-dimension model."""
+GUILD_ENTRY_BYTES = 1024
+"""What one cached guild costs besides its arrays (its definitions, the cache's entry): a flat
+estimate, so that even guilds with no classes count against the budget."""
 CLASSIFY_BATCH = 64
 """At most this many texts per worker-thread call: large enough to share the fixed costs,
 small enough that answering one batch never holds the event loop for long."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """The cache of built guilds right now."""
+
+    guilds: int
+    bytes: int
+    budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A cached guild: its snapshot and the store version it matches."""
+
+    snapshot: ClassSet
+    version: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.snapshot.nbytes + GUILD_ENTRY_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +115,22 @@ class ZeroShotService:
         *,
         limits: Limits | None = None,
         scoring: ScoringConfig | None = None,
+        owns: Callable[[int], bool] | None = None,
+        cache_bytes: int = DEFAULT_GUILD_CACHE_BYTES,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.limits = limits or Limits()
         self.scoring = scoring or ScoringConfig()
-        self._snapshots: dict[int, ClassSet] = {}
-        # Guilds loaded from the store but not used since: embedded on first use, so that a
-        # registry of many guilds opens in the time it takes to read it.
-        self._unbuilt: dict[int, GuildRecord] = {}
-        self._generations: dict[int, int] = {}  # bumped by every swap of a guild's snapshot
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._owns = owns
+        self._budget = cache_bytes
+        self._built: OrderedDict[int, _Built] = OrderedDict()  # least recently used first
+        self._built_bytes = 0
+        # A guild's lock and how many tasks hold or wait for it: dropped when none does, so
+        # guilds used once leave nothing behind.
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._to_read: dict[int, asyncio.Future[GuildRecord]] = {}
+        self._reader: asyncio.Task[None] | None = None
         self._waiting: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
         self._refreshes: set[asyncio.Task[None]] = set()
@@ -108,9 +145,14 @@ class ZeroShotService:
         encoder_config: EncoderConfig | None = None,
         scoring: ScoringConfig | None = None,
         store_timeout: float = DEFAULT_STORE_TIMEOUT,
+        owns: Callable[[int], bool] | None = None,
+        cache_bytes: int = DEFAULT_GUILD_CACHE_BYTES,
     ) -> ZeroShotService:
         """Open the registry at ``database_url`` (default: SQLite in ``data/zsl.sqlite3``).
 
+        No guild is read here: each is read and embedded on its first use. ``owns(guild_id)``
+        says whether this process serves a guild (None: every guild); a guild it does not serve
+        is refused and never read. Built guilds take at most about ``cache_bytes`` of memory.
         Each store call gives up after ``store_timeout`` seconds with StoreUnavailableError.
 
         Raises:
@@ -119,12 +161,12 @@ class ZeroShotService:
         encoder = await asyncio.to_thread(Encoder, vectors, encoder_config)
         await asyncio.to_thread(name_skeleton, "warm")  # reads Unicode's confusables once
         store = await open_store(database_url, call_timeout=store_timeout)
-        service = cls(encoder, store, limits=limits, scoring=scoring)
+        service = cls(
+            encoder, store, limits=limits, scoring=scoring, owns=owns, cache_bytes=cache_bytes
+        )
         try:
             # Other processes sharing the registry announce their writes; reload what changed.
-            # Listen first, then load, so no write falls in between.
             await store.subscribe(service.reload, service.reload)
-            await service.reload()
         except BaseException:
             await store.close()
             raise
@@ -146,30 +188,35 @@ class ZeroShotService:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def classes(self, guild_id: int) -> tuple[ClassDefinition, ...]:
-        """The guild's classes in creation order."""
-        return self._record(guild_id).classes
+    async def classes(self, guild_id: int) -> tuple[ClassDefinition, ...]:
+        """The guild's classes in creation order (read and built on its first use).
 
-    def get_class(self, guild_id: int, name: str) -> ClassDefinition:
+        Raises:
+            GuildNotServedError: the guild belongs to another process.
+            StoreUnavailableError: its first read did not answer in time.
+        """
+        return (await self._snapshot(guild_id)).definitions
+
+    async def get_class(self, guild_id: int, name: str) -> ClassDefinition:
         """The class called ``name`` (ignoring case and spacing). Raises ClassNotFoundError."""
-        definitions = self.classes(guild_id)
-        index = find_class(definitions, name)
-        if index is None:
-            raise ClassNotFoundError(name)
-        return definitions[index]
+        return (await self._snapshot(guild_id)).get(name)
 
-    def threshold(self, guild_id: int) -> float:
+    async def threshold(self, guild_id: int) -> float:
         """The guild's abstain threshold (its own setting or the default)."""
-        own = self._record(guild_id).threshold
+        own = (await self._snapshot(guild_id)).threshold
         return DEFAULT_THRESHOLD if own is None else own
 
-    def guild_ids(self) -> tuple[int, ...]:
-        """Guilds that have classes or settings."""
-        return tuple(
-            g
-            for g in self._snapshots.keys() | self._unbuilt.keys()
-            if (record := self._record(g)).classes or record.threshold is not None
-        )
+    async def guild_ids(self) -> tuple[int, ...]:
+        """The guilds this process serves that have classes or settings (a store read)."""
+        return tuple(g for g in await self.store.guild_ids() if self.serves(g))
+
+    def serves(self, guild_id: int) -> bool:
+        """Whether this process serves the guild (its shards), so may read it."""
+        return self._owns is None or self._owns(guild_id)
+
+    def cache_info(self) -> CacheInfo:
+        """How many built guilds are in memory, their bytes, and the budget."""
+        return CacheInfo(len(self._built), self._built_bytes, self._budget)
 
     async def meta(self, key: str) -> str | None:
         """A value kept for the caller across restarts (e.g. a command-sync hash), or None.
@@ -198,12 +245,8 @@ class ZeroShotService:
         self._check_text(text)
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidTextError(f"Ask for between 1 and {MAX_TOP_K} classes, not {top_k}.")
-        snapshot = self._snapshots.get(guild_id)  # one read, no lock: snapshots are immutable
-        if snapshot is None and guild_id in self._unbuilt:  # its first use since loading
-            async with self._lock(guild_id):
-                snapshot = await self._current(guild_id)
-        if snapshot is None:
-            raise NoClassesError()
+        # The request holds its snapshot: evicting the guild meanwhile cannot break it.
+        snapshot = await self._snapshot(guild_id)
         if not len(snapshot):  # none, or only classes this model knows no word of
             raise NoClassesError(tuple(d.name for d in snapshot.dormant))
         request = _Request(snapshot, text, top_k, asyncio.get_running_loop().create_future())
@@ -248,14 +291,15 @@ class ZeroShotService:
         """
         definition = validate_class(name, description, self.limits)
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
+            built = await self._current(guild_id)
+            current = built.snapshot
             current.check_can_add(definition, self.limits)
             updated = await self._run(_add, self.encoder, current, definition)
             await self._write(
                 guild_id,
                 self.store.insert_class(guild_id, definition, self.limits.classes_per_guild),
             )
-            self._swap(guild_id, updated)
+            self._swap(guild_id, updated, built)
         log.info("guild %d: added class %r", guild_id, definition.name)
         return definition
 
@@ -274,7 +318,8 @@ class ZeroShotService:
             StoreError: nothing was changed.
         """
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
+            built = await self._current(guild_id)
+            current = built.snapshot
             old = current.get(name)
             definition = replace(
                 validate_class(
@@ -292,7 +337,7 @@ class ZeroShotService:
                 check_not_look_alike(definition.name, others)
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self._write(guild_id, self.store.replace_class(guild_id, old.name, definition))
-            self._swap(guild_id, updated)
+            self._swap(guild_id, updated, built)
         log.info("guild %d: edited class %r -> %r", guild_id, old.name, definition.name)
         return definition
 
@@ -303,11 +348,11 @@ class ZeroShotService:
             ClassNotFoundError, StoreError: nothing was changed.
         """
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
-            removed = current.get(name)
-            updated = current.removed(name)
+            built = await self._current(guild_id)
+            removed = built.snapshot.get(name)
+            updated = built.snapshot.removed(name)
             await self._write(guild_id, self.store.delete_class(guild_id, removed.name))
-            self._swap(guild_id, updated)
+            self._swap(guild_id, updated, built)
         log.info("guild %d: removed class %r", guild_id, removed.name)
         return removed
 
@@ -322,7 +367,8 @@ class ZeroShotService:
         text = " ".join(text.split())
         await self._run(self.encoder.encode, text, what="example")  # refuse unknown words now
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
+            built = await self._current(guild_id)
+            current = built.snapshot
             old = current.get(class_name)
             if text in old.examples:
                 return old
@@ -334,7 +380,7 @@ class ZeroShotService:
                 guild_id,
                 self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class),
             )
-            self._swap(guild_id, updated)
+            self._swap(guild_id, updated, built)
         log.info("guild %d: class %r learned an example", guild_id, old.name)
         return definition
 
@@ -345,7 +391,8 @@ class ZeroShotService:
             ClassNotFoundError, ExampleNotFoundError (no such example), StoreError.
         """
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
+            built = await self._current(guild_id)
+            current = built.snapshot
             old = current.get(class_name)
             if not 1 <= number <= len(old.examples):
                 raise ExampleNotFoundError(old.name, number, len(old.examples))
@@ -353,7 +400,7 @@ class ZeroShotService:
             definition = replace(old, examples=tuple(e for e in old.examples if e != text))
             updated = await self._run(_replace, self.encoder, current, old.name, definition)
             await self._write(guild_id, self.store.remove_example(guild_id, old.name, text))
-            self._swap(guild_id, updated)
+            self._swap(guild_id, updated, built)
         return text
 
     async def vote(
@@ -377,13 +424,15 @@ class ZeroShotService:
         """
         for part in (text, predicted, suggested or ""):
             self._check_characters(part)
+        self._check_served(guild_id)
         if suggested is not None:
-            suggested = self.get_class(guild_id, suggested).name
+            suggested = (await self.get_class(guild_id, suggested)).name
         vote = Vote(user_id, text[: self.limits.text_length], predicted, suggested, result=result)
         await self.store.add_vote(guild_id, vote, self.limits.votes_per_guild)
 
     async def votes(self, guild_id: int, limit: int = 25) -> list[Vote]:
         """The guild's votes, newest first."""
+        self._check_served(guild_id)
         return await self.store.list_votes(guild_id, limit)
 
     async def dismiss_vote(self, guild_id: int, vote_id: int) -> None:
@@ -392,6 +441,7 @@ class ZeroShotService:
         Raises:
             VoteNotFoundError: the guild has no vote with that number.
         """
+        self._check_served(guild_id)
         if not await self.store.delete_vote(guild_id, vote_id):
             raise VoteNotFoundError(vote_id)
 
@@ -405,42 +455,43 @@ class ZeroShotService:
         if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
             raise InvalidThresholdError(threshold, DEFAULT_THRESHOLD)
         async with self._lock(guild_id):
-            current = await self._current(guild_id)
+            built = await self._current(guild_id)
             await self._write(guild_id, self.store.set_threshold(guild_id, threshold))
-            self._swap(guild_id, current.with_threshold(threshold))
-        return self.threshold(guild_id)
+            self._swap(guild_id, built.snapshot.with_threshold(threshold), built)
+        return DEFAULT_THRESHOLD if threshold is None else threshold
 
     async def reload(self, guild_id: int | None = None) -> None:
-        """Re-read one guild (or all) from the store, e.g. after another process changed it.
+        """Catch up with another process's writes: of one guild, or (None) of every guild.
 
-        Only what changed is embedded again: a guild whose classes are as they were keeps its
-        snapshot, and a changed guild keeps the vectors of its unchanged classes.
+        Only guilds built in memory are concerned: the others are read on their next use
+        anyway. A guild is read again, and only what changed is embedded again (the vectors of
+        its unchanged classes are kept). Every guild (after a lost connection): their versions
+        are compared with the store's, and only those that changed are read again.
         """
-        if guild_id is None:
-            # Not under the guild locks: a guild written or reloaded meanwhile already holds
-            # something newer than what this read saw, so it is left as it is.
-            seen = dict(self._generations)
-            records = await self.store.load_all()
-            for guild in records.keys() | self._snapshots.keys() | self._unbuilt.keys():
-                record = records.get(guild, GuildRecord())
-                if self._generations.get(guild) != seen.get(guild):
-                    continue
-                if self._refreshed(guild, record):
-                    continue
-                self._snapshots.pop(guild, None)
-                self._unbuilt[guild] = record
-                self._generations[guild] = self._generations.get(guild, 0) + 1
+        if guild_id is not None:
+            if guild_id not in self._built:
+                return
+            async with self._lock(guild_id):
+                built = self._built.get(guild_id)
+                if built is None:  # evicted meanwhile
+                    return
+                record = await self._read(guild_id)
+                snapshot = built.snapshot
+                if _same_classes(snapshot, record):
+                    snapshot = snapshot.with_threshold(record.threshold)
+                else:
+                    snapshot = await self._run(_build, self.encoder, guild_id, record, snapshot)
+                self._put(guild_id, _Built(snapshot, record.version))
             return
-        async with self._lock(guild_id):
-            record = await self.store.load_guild(guild_id)
-            if self._refreshed(guild_id, record):
-                return
-            previous = self._snapshots.get(guild_id)
-            if previous is None:  # not used since loading: it is embedded on its first use
-                self._unbuilt[guild_id] = record
-                self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
-                return
-            self._swap(guild_id, await self._run(_build, self.encoder, guild_id, record, previous))
+        versions = await self.store.versions(list(self._built))
+        changed = [
+            guild
+            for guild, version in versions.items()
+            if (built := self._built.get(guild)) is not None and built.version != version
+        ]
+        # Concurrently, so that their reads make one batch.
+        await asyncio.gather(*(self.reload(guild) for guild in changed))
+        log.info("reconnected: %d of %d guilds in memory had changed", len(changed), len(versions))
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -449,7 +500,10 @@ class ZeroShotService:
 
         A write the store gave up on (StoreUnavailableError) may still have landed, e.g. when
         the deadline passed after COMMIT was sent; this process never hears its own writes'
-        notifications, so it reads the guild back once the lock is free.
+        notifications, so it reads the guild back once the lock is free. Until then (and if
+        the store is still unreachable) the guild stays in memory as it was, so classifying
+        goes on through an outage; its version is then behind the store's if the write
+        landed, so the comparison after a reconnect reads it again.
         """
         try:
             await write
@@ -462,55 +516,100 @@ class ZeroShotService:
     async def _refresh(self, guild_id: int) -> None:
         try:
             await self.reload(guild_id)
-        except ZslError as exc:  # still unreachable: a reconnect reloads what changed
+        except ZslError as exc:  # still unreachable: a reconnect reads what changed
             log.warning("guild %d: could not re-read it after a failed write (%s)", guild_id, exc)
 
-    def _swap(self, guild_id: int, snapshot: ClassSet) -> None:
-        self._unbuilt.pop(guild_id, None)
-        self._snapshots[guild_id] = snapshot
-        self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
+    def _swap(self, guild_id: int, snapshot: ClassSet, before: _Built) -> None:
+        """Keep the snapshot of this process's own write, made over ``before``.
 
-    def _refreshed(self, guild_id: int, record: GuildRecord) -> bool:
-        """Take ``record`` in without embedding anything, if the guild's classes are the same.
-
-        Returns False when they differ (the caller embeds what changed).
+        The write bumped the stored version by one. Had another process written in between,
+        the store is further on and the versions differ: the next comparison re-reads it,
+        and its notification re-reads it sooner.
         """
-        current = self._record(guild_id)
-        if len(current.classes) != len(record.classes) or set(current.classes) != set(
-            record.classes
-        ):
-            return False
-        if current.threshold != record.threshold:
-            if guild_id in self._snapshots:
-                self._swap(guild_id, self._snapshots[guild_id].with_threshold(record.threshold))
+        self._put(guild_id, _Built(snapshot, before.version + 1))
+
+    def _put(self, guild_id: int, built: _Built) -> None:
+        """Keep a built guild, the most recently used; evict the least recently used ones
+        beyond the budget (never the one just kept). Requests under way hold their own
+        snapshot, so an eviction never breaks one."""
+        self._drop(guild_id)
+        self._built[guild_id] = built
+        self._built_bytes += built.nbytes
+        while self._built_bytes > self._budget and len(self._built) > 1:
+            oldest = next(iter(self._built))
+            self._drop(oldest)
+
+    def _drop(self, guild_id: int) -> None:
+        built = self._built.pop(guild_id, None)
+        if built is not None:
+            self._built_bytes -= built.nbytes
+
+    def _check_served(self, guild_id: int) -> None:
+        if not self.serves(guild_id):
+            log.warning("guild %d: refused, it belongs to another process's shards", guild_id)
+            raise GuildNotServedError(guild_id)
+
+    async def _snapshot(self, guild_id: int) -> ClassSet:
+        """The guild's snapshot, read and built first if it is not in memory."""
+        self._check_served(guild_id)
+        built = self._built.get(guild_id)
+        if built is not None:
+            self._built.move_to_end(guild_id)
+            return built.snapshot
+        async with self._lock(guild_id):
+            return (await self._current(guild_id)).snapshot
+
+    async def _current(self, guild_id: int) -> _Built:
+        """The built guild, read and embedded first if it is not in memory; the caller holds
+        the guild's lock."""
+        self._check_served(guild_id)
+        built = self._built.get(guild_id)
+        if built is None:
+            record = await self._read(guild_id)
+            built = _Built(await self._run(_build, self.encoder, guild_id, record), record.version)
+            self._put(guild_id, built)
+        else:
+            self._built.move_to_end(guild_id)
+        return built
+
+    async def _read(self, guild_id: int) -> GuildRecord:
+        """Read the guild from the store, in one batch with the other guilds waiting to be
+        read: under load, a first use of many guilds costs one query per table, not per guild."""
+        answer = self._to_read.get(guild_id)
+        if answer is None:
+            answer = self._to_read[guild_id] = asyncio.get_running_loop().create_future()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_waiting())
+        return await asyncio.shield(answer)  # a caller giving up leaves the others theirs
+
+    async def _read_waiting(self) -> None:
+        try:
+            while self._to_read:
+                batch, self._to_read = self._to_read, {}
+                try:
+                    records = await self.store.load_guilds(list(batch))
+                except Exception as exc:
+                    for answer in batch.values():
+                        answer.set_exception(exc)
+                    continue
+                for guild, answer in batch.items():
+                    answer.set_result(records[guild])
+        finally:
+            self._reader = None
+
+    @asynccontextmanager
+    async def _lock(self, guild_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(guild_id, (asyncio.Lock(), 0))
+        self._locks[guild_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[guild_id]
+            if users == 1:
+                del self._locks[guild_id]
             else:
-                self._unbuilt[guild_id] = record
-                self._generations[guild_id] = self._generations.get(guild_id, 0) + 1
-        return True
-
-    def _record(self, guild_id: int) -> GuildRecord:
-        """What the guild holds, built or not: its definitions and settings."""
-        record = self._unbuilt.get(guild_id)
-        if record is not None:
-            return record
-        snapshot = self._snapshots.get(guild_id, ClassSet.EMPTY)
-        return GuildRecord(snapshot.definitions, snapshot.threshold)
-
-    async def _current(self, guild_id: int) -> ClassSet:
-        """The guild's snapshot, embedding it first if it was not used since loading.
-
-        The caller holds the guild's lock; only a full reload can change the guild meanwhile.
-        """
-        while (record := self._unbuilt.get(guild_id)) is not None:
-            built = await self._run(_build, self.encoder, guild_id, record)
-            if self._unbuilt.get(guild_id) is record:  # else a full reload replaced it: again
-                # Same content as the record: not a change, so the generation stays.
-                del self._unbuilt[guild_id]
-                self._snapshots[guild_id] = built
-        return self._snapshots.get(guild_id, ClassSet.EMPTY)
-
-    def _lock(self, guild_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(guild_id, asyncio.Lock())
+                self._locks[guild_id] = (lock, users - 1)
 
     def _check_text(self, text: str) -> None:
         if not text or not text.strip():
@@ -582,6 +681,12 @@ def _replace(
     encoder: Encoder, current: ClassSet, old_name: str, definition: ClassDefinition
 ) -> ClassSet:
     return current.replaced(old_name, embed_class(encoder, definition))
+
+
+def _same_classes(snapshot: ClassSet, record: GuildRecord) -> bool:
+    """Whether the record holds exactly the snapshot's classes (in any order)."""
+    definitions = snapshot.definitions
+    return len(definitions) == len(record.classes) and set(definitions) == set(record.classes)
 
 
 def _build(

@@ -27,7 +27,7 @@ from discord.ext import commands
 import zsl
 from bot import commands as table
 from bot import messages, render
-from bot.settings import Settings
+from bot.settings import Settings, ShardGuilds
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 AUTOCOMPLETE_CHOICES = 25  # Discord's maximum
+AUTOCOMPLETE_SECONDS = 2.0
+"""How long suggestions may wait for a guild's first read: Discord drops them after 3 s."""
 CHOICE_LENGTH = 100  # Discord's maximum for a choice's name and value
 LIVE_RESULTS = 5000
 """Results whose feedback controls the process remembers (the oldest are forgotten first)."""
@@ -73,9 +75,15 @@ class Cooldown:
 class ZeroShotCog(commands.Cog):
     """Per-server zero-shot classification."""
 
-    def __init__(self, service: zsl.ZeroShotService, settings: Settings) -> None:
+    def __init__(
+        self,
+        service: zsl.ZeroShotService,
+        settings: Settings,
+        served: ShardGuilds | None = None,
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.served = served
         self.cooldown = Cooldown(settings.classify_cooldown_seconds)
         self.vote_cooldown = Cooldown(settings.vote_cooldown_seconds)
         # What a result's feedback controls need, by result id, in memory only: keeping every
@@ -144,6 +152,8 @@ class ZeroShotCog(commands.Cog):
         """The one check that a command runs in a server."""
         if interaction.guild_id is None:
             raise app_commands.NoPrivateMessage()
+        if self.served is not None:
+            self.served.delivered(interaction.guild_id)
         return interaction.guild_id
 
     def _check_cooldown(self, interaction: Interaction) -> None:
@@ -210,7 +220,7 @@ class ZeroShotCog(commands.Cog):
                 await reply(
                     interaction,
                     embed=render.result_embed(result, text, note=note),
-                    view=self._feedback_view(self._guild_id(interaction), text, result),
+                    view=await self._feedback_view(self._guild_id(interaction), text, result),
                     ephemeral=ephemeral,
                 )
             case table.ClassList(definitions, page):
@@ -248,12 +258,13 @@ class ZeroShotCog(commands.Cog):
 
     # -- feedback: "Right" / "Wrong, it is ..." under a result -----------------------------------
 
-    def _feedback_view(
+    async def _feedback_view(
         self, guild_id: int, text: str, result: zsl.Classification
     ) -> discord.ui.View | None:
         """ "Right" and "Wrong, it is ..." under a result, usable for FEEDBACK_MINUTES, even
         across a restart of the bot (then they answer that they expired)."""
-        names = [d.name for d in self.service.classes(guild_id)]
+        # In memory: the guild was just used (re-read only if evicted since, which is rare).
+        names = [d.name for d in await self.service.classes(guild_id)]
         if not names or self.settings.feedback_minutes <= 0:
             return None
         expires = math.ceil(time.time() + self.settings.feedback_minutes * 60)
@@ -333,10 +344,18 @@ class ZeroShotCog(commands.Cog):
         """The guild's class names that contain what was typed, those starting with it first."""
         if interaction.guild_id is None:
             return []
+        guild_id = self._guild_id(interaction)
         typed = current.casefold().strip()
+        # Discord waits 3 s for suggestions: a guild not in memory gets none rather than a
+        # late answer, and is in memory for the next keystroke.
+        reading = asyncio.ensure_future(self.service.classes(guild_id))
+        reading.add_done_callback(lambda task: task.cancelled() or task.exception())
+        done, _ = await asyncio.wait({reading}, timeout=AUTOCOMPLETE_SECONDS)
+        if not done or reading.exception() is not None:
+            return []
         names = [
             d.name
-            for d in self.service.classes(interaction.guild_id)
+            for d in reading.result()
             if typed in d.name.casefold() and len(d.name) <= CHOICE_LENGTH
         ]
         names.sort(key=lambda n: (not n.casefold().startswith(typed), n.casefold()))
@@ -447,7 +466,8 @@ class _DiscordFront:
         return render.shown(text, limit)
 
     async def defer(self) -> None:
-        await self.interaction.response.defer(ephemeral=self.ephemeral, thinking=True)
+        if not self.interaction.response.is_done():  # in_time may have deferred already
+            await self.interaction.response.defer(ephemeral=self.ephemeral, thinking=True)
 
     async def in_time(self, work: Coroutine[Any, Any, T]) -> T:
         return await answer_in_time(self.interaction, work, ephemeral=self.ephemeral)
@@ -532,10 +552,14 @@ async def reply(
 
 
 async def setup(
-    bot: commands.Bot | commands.AutoShardedBot, service: zsl.ZeroShotService, settings: Settings
+    bot: commands.Bot | commands.AutoShardedBot,
+    service: zsl.ZeroShotService,
+    settings: Settings,
+    served: ShardGuilds | None = None,
 ) -> ZeroShotCog:
-    """Wire the cog and its context menu into ``bot``."""
-    cog = ZeroShotCog(service, settings)
+    """Wire the cog and its context menu into ``bot``; ``served``: the guilds of this
+    process's shards (None: all)."""
+    cog = ZeroShotCog(service, settings, served)
     await bot.add_cog(cog)
     for command in cog.slash_commands.values():
         bot.tree.add_command(command)

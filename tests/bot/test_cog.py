@@ -218,7 +218,7 @@ class TestLiveResults:
         result = await cog.service.classify(GUILD, "a football goal")
         monkeypatch.setattr(zeroshot, "LIVE_RESULTS", 3)
 
-        views = [cog._feedback_view(GUILD, f"text {i}", result) for i in range(4)]
+        views = [await cog._feedback_view(GUILD, f"text {i}", result) for i in range(4)]
         ids = [view.children[0].result_id for view in views if view is not None]  # type: ignore[attr-defined]
 
         assert len(ids) == 4

@@ -106,7 +106,7 @@ class TestCommandsFromTheTable:
         answer = await console.execute("/threshold RESET")
 
         assert answer == messages.threshold_set(zsl.DEFAULT_THRESHOLD)
-        assert console.service.threshold(console.guild_id) == zsl.DEFAULT_THRESHOLD
+        assert await console.service.threshold(console.guild_id) == zsl.DEFAULT_THRESHOLD
 
     @pytest.mark.asyncio
     async def test_a_missing_option_shows_how_to_type_the_command(self, console: Console) -> None:

@@ -48,6 +48,7 @@ def test_every_key_is_read() -> None:
         "ZSL_DATABASE_URL": "sqlite:////srv/zsl.db",
         "ZSL_STORE_TIMEOUT_SECONDS": "2.5",
         "ZSL_CACHE_DIR": "/tmp/cache",
+        "ZSL_GUILD_CACHE_MB": "64",
         "DEV_GUILD_ID": "123456789012345678",
         "CLASSIFY_COOLDOWN_SECONDS": "0",
         "ZSL_MAX_CLASSES": "7",
@@ -73,6 +74,7 @@ def test_every_key_is_read() -> None:
         model="/models/w2v.bin",
         database_url="sqlite:////srv/zsl.db",
         store_timeout_seconds=2.5,
+        guild_cache_mb=64,
         cache_dir=Path("/tmp/cache"),
         dev_guild_id=123456789012345678,
         classify_cooldown_seconds=0.0,
@@ -147,6 +149,8 @@ def test_empty_values_mean_unset() -> None:
         ("ZSL_STORE_TIMEOUT_SECONDS", "nan"),
         ("ZSL_STORE_TIMEOUT_SECONDS", "601"),
         ("ZSL_STORE_TIMEOUT_SECONDS", "soon"),
+        ("ZSL_GUILD_CACHE_MB", "0"),
+        ("ZSL_GUILD_CACHE_MB", "1.5"),
     ],
 )
 def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
@@ -174,6 +178,7 @@ NUMERIC_MAXIMA = [
     ("FEEDBACK_MINUTES", "1440", "a number of minutes from 0 to 1,440 (one day)"),
     ("ZSL_STORE_TIMEOUT_SECONDS", "600", "a number of seconds above 0 and up to 600 (ten minutes)"),
     ("DEV_GUILD_ID", str(2**63 - 1), "a server ID (the number from Copy Server ID)"),
+    ("ZSL_GUILD_CACHE_MB", "1048576", "a whole number from 1 to 1,048,576"),
 ]
 
 
@@ -182,7 +187,12 @@ def test_every_numeric_key_has_an_upper_bound() -> None:
 
     assert numeric == {
         key for key in KEYS if key.startswith("ZSL_MAX_") or key.endswith(("_ID", "_COUNT"))
-    } | {"CLASSIFY_COOLDOWN_SECONDS", "FEEDBACK_MINUTES", "ZSL_STORE_TIMEOUT_SECONDS"}
+    } | {
+        "CLASSIFY_COOLDOWN_SECONDS",
+        "FEEDBACK_MINUTES",
+        "ZSL_STORE_TIMEOUT_SECONDS",
+        "ZSL_GUILD_CACHE_MB",
+    }
 
 
 @pytest.mark.parametrize(("key", "maximum", "meaning"), NUMERIC_MAXIMA)

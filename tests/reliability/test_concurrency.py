@@ -117,11 +117,11 @@ async def apply(service: ZeroShotService, op: Op) -> Any:
         return type(exc)
 
 
-def registries(service: ZeroShotService) -> dict[int, Any]:
+async def registries(service: ZeroShotService) -> dict[int, Any]:
     return {
-        g: (service.classes(g), service.threshold(g))
-        for g in service.guild_ids()
-        if service.classes(g) or service.threshold(g) != 0.5
+        g: (await service.classes(g), await service.threshold(g))
+        for g in await service.guild_ids()
+        if await service.classes(g) or await service.threshold(g) != 0.5
     }
 
 
@@ -158,7 +158,7 @@ async def test_concurrent_calls_end_as_the_same_calls_one_by_one(
         seen: dict[int, set[frozenset[str]]] = {g: {frozenset()} for g in range(5_000, 5_100)}
         for op in ops:
             expected.append(await apply(serial, op))
-            seen[op.guild_id].add(frozenset(d.name for d in serial.classes(op.guild_id)))
+            seen[op.guild_id].add(frozenset(d.name for d in await serial.classes(op.guild_id)))
 
         outcomes = await asyncio.gather(*(apply(concurrent, op) for op in ops))
 
@@ -170,7 +170,8 @@ async def test_concurrent_calls_end_as_the_same_calls_one_by_one(
                     assert got in seen[op.guild_id], (op, got)
             else:
                 assert got == want, op
-        assert registries(concurrent) == registries(serial)
+        serial_registries = await registries(serial)
+        assert await registries(concurrent) == serial_registries
         assert await concurrent.store.load_all() == await serial.store.load_all()
         assert await concurrent.store.integrity_check() == []
     finally:
@@ -179,7 +180,7 @@ async def test_concurrent_calls_end_as_the_same_calls_one_by_one(
 
     reopened = await open_service(encoder, url)
     try:
-        assert registries(reopened) == registries(serial)
+        assert await registries(reopened) == serial_registries
     finally:
         await reopened.close()
     writes = sum(op.kind != "classify" for op in ops)
@@ -208,11 +209,11 @@ async def converged(services: list[ZeroShotService], guild: int, sqlite: bool) -
         for service in services:
             await service.reload(guild)
     for _ in range(200):
-        if all(service.classes(guild) == stored for service in services):
+        if all([await service.classes(guild) == stored for service in services]):
             break
         await asyncio.sleep(0.05)
     for service in services:
-        assert service.classes(guild) == stored
+        assert await service.classes(guild) == stored
     return stored
 
 

@@ -242,7 +242,10 @@ class Harness:
 
     def registry(self, guild_id: int) -> tuple[tuple[ClassDefinition, ...], float]:
         """The guild as the service sees it, after checking the database agrees."""
-        snapshot = (self.service.classes(guild_id), self.service.threshold(guild_id))
+        snapshot = (
+            self.loop.run(self.service.classes(guild_id)),
+            self.loop.run(self.service.threshold(guild_id)),
+        )
         record = self.loop.run(self.service.store.load_guild(guild_id))
         stored = (
             record.classes,
@@ -408,7 +411,7 @@ class TestService:
     @given(text=any_text(), top_k=st.integers(-5, 40), which=st.integers(0, 2))
     def test_classify_anything(self, real: Harness, text: str, top_k: int, which: int) -> None:
         guild = 1 + which  # 1 and 2 hold classes, 3 holds none
-        if not real.service.classes(1):
+        if not real.loop.run(real.service.classes(1)):
             for name, description in [
                 ("sports", "football match team goal"),
                 ("music", "song album band concert"),

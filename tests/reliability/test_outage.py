@@ -77,8 +77,8 @@ async def check_refusals_during_outage(service: ZeroShotService) -> None:
         assert "try again" in str(refused.value), name
     result = await service.classify(GUILD, "what a goal in the match")
     assert result.top.name == "sports"
-    assert service.classes(GUILD) == (SPORTS,)
-    assert service.threshold(GUILD) == 0.6
+    assert await service.classes(GUILD) == (SPORTS,)
+    assert await service.threshold(GUILD) == 0.6
 
 
 async def check_recovery(service: ZeroShotService, seconds: float = 30.0) -> None:
@@ -97,7 +97,7 @@ async def check_recovery(service: ZeroShotService, seconds: float = 30.0) -> Non
     record = await service.store.load_guild(GUILD)
     assert record.classes == (SPORTS, ClassDefinition("music", "song album band concert"))
     assert record.threshold == 0.7
-    assert service.classes(GUILD) == record.classes
+    assert await service.classes(GUILD) == record.classes
     assert await service.store.integrity_check() == []
 
 
@@ -170,10 +170,10 @@ async def test_postgresql_stopped_and_started_again(encoder: Encoder, cluster: C
 
         await check_recovery(service)
         for _ in range(200):  # the watcher's change feed reconnects and hears about it
-            if watcher.classes(GUILD) == service.classes(GUILD):
+            if await watcher.classes(GUILD) == await service.classes(GUILD):
                 break
             await asyncio.sleep(0.05)
-        assert watcher.classes(GUILD) == service.classes(GUILD)
+        assert await watcher.classes(GUILD) == await service.classes(GUILD)
     finally:
         await service.close()
         await watcher.close()

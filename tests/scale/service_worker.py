@@ -27,7 +27,7 @@ async def _answer(service: zsl.ZeroShotService, request: dict[str, Any]) -> Any:
             await service.add_class(guild, request["name"], request.get("description", ""))
             return True
         case "classes":
-            return [c.name for c in service.classes(guild)]
+            return [c.name for c in await service.classes(guild)]
         case "classify":
             return (await service.classify(guild, request["text"])).top.name
     raise ValueError(f"unknown op {request['op']!r}")

@@ -76,6 +76,8 @@ SCHEMA_COLUMNS = [
     ("examples", "added_at", "REAL", "double precision"),
     ("guild_settings", "guild_id", "INTEGER", "bigint"),
     ("guild_settings", "threshold", "REAL", "double precision"),
+    ("guild_versions", "guild_id", "INTEGER", "bigint"),
+    ("guild_versions", "version", "INTEGER", "bigint"),
     ("meta", "key", "TEXT", "text"),
     ("meta", "value", "TEXT", "text"),
     ("votes", "id", "INTEGER", "bigint"),

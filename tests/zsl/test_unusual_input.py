@@ -86,7 +86,7 @@ class TestTheServiceRefusesLookAlikes:
                 with pytest.raises(DuplicateClassError) as caught:
                     await service.add_class(1, name, "goal")
                 errors.append(caught.value)
-            listed = service.classes(1)
+            listed = await service.classes(1)
         store = await open_store(store_url)
         stored = await store.load_all()
         await store.close()
@@ -108,7 +108,7 @@ class TestTheServiceRefusesLookAlikes:
             await service.add_class(1, "sports", "football")
             with pytest.raises(InvalidClassError, match="needs a name"):
                 await service.edit_class(1, "sports", new_name=name)
-            listed = service.classes(1)
+            listed = await service.classes(1)
 
         assert listed == (ClassDefinition("sports", "football"),)
 
@@ -122,7 +122,7 @@ class TestTheServiceRefusesLookAlikes:
             with pytest.raises(ConfusableClassError) as caught:
                 await service.edit_class(1, "music", new_name=CYRILLIC_SPORTS)
             await service.edit_class(1, "sports", new_name=CYRILLIC_SPORTS)  # itself: fine
-            listed = service.classes(1)
+            listed = await service.classes(1)
 
         assert caught.value.existing == "sports"
         assert [d.name for d in listed] == [CYRILLIC_SPORTS, "music"]
@@ -138,7 +138,7 @@ class TestTheServiceRefusesLookAlikes:
             with pytest.raises(ConfusableClassError) as caught:
                 await service.add_class(1, "sports", "goal")
             edited = await service.edit_class(1, "sports\u034f", description="goal")
-            listed = service.classes(1)
+            listed = await service.classes(1)
 
         assert caught.value.existing == "sports\u034f"
         assert edited == listed[0] == ClassDefinition("sports", "goal")  # cleaned by the edit
@@ -158,7 +158,7 @@ class TestUnstorableCharacters:
                 await service.vote(1, 7, text, "sports", None)
             with pytest.raises(InvalidTextError) as classified:
                 await service.classify(1, text)
-            listed = service.classes(1)
+            listed = await service.classes(1)
             votes = await service.votes(1)
 
         assert str(example.value) == str(vote.value) == str(classified.value) == BROKEN_TEXT

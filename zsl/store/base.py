@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
 from zsl.errors import StoreUnavailableError
@@ -23,6 +23,20 @@ class Store(Protocol):
 
     async def load_guild(self, guild_id: int) -> GuildRecord:
         """One guild (empty if unknown)."""
+        ...
+
+    async def load_guilds(self, guild_ids: Collection[int]) -> dict[int, GuildRecord]:
+        """Each of ``guild_ids`` (empty if unknown), with its version: one query per table for
+        the whole batch."""
+        ...
+
+    async def versions(self, guild_ids: Collection[int]) -> dict[int, int]:
+        """Each guild's change counter (0 if it was never written). Every write of a guild
+        bumps it in the write's transaction."""
+        ...
+
+    async def guild_ids(self) -> list[int]:
+        """The guilds that have classes or settings, in order."""
         ...
 
     async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:

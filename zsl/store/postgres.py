@@ -245,7 +245,7 @@ class PostgresStore(SQLStore):
                     if not first or listening.is_set():
                         # A lost connection, or a first LISTEN after the caller stopped waiting
                         # and loaded the registry: changes may have been missed meanwhile.
-                        log.info("listening (again); reloading everything")
+                        log.info("listening (again); catching up on what changed meanwhile")
                         await on_reconnect()
                     listening.set()
                     first, delay = False, 0.2

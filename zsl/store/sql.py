@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -101,6 +101,15 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE votes ADD COLUMN result TEXT;
     CREATE UNIQUE INDEX votes_one_per_member ON votes (guild_id, user_id, result);
+    """,
+    # A change counter per guild, bumped by every write of the guild in its transaction: a
+    # process that was disconnected compares counters and re-reads only the guilds that moved.
+    # A guild without a row is at version 0.
+    """
+    CREATE TABLE guild_versions (
+        guild_id {big_integer} PRIMARY KEY,
+        version  {big_integer} NOT NULL
+    );
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -221,10 +230,45 @@ class SQLStore(ABC):
         return await self.transact("read", lambda db: _load(db, None))
 
     async def load_guild(self, guild_id: int) -> GuildRecord:
-        async def load(db: Db) -> GuildRecord:
-            return (await _load(db, guild_id)).get(guild_id, GuildRecord())
+        return (await self.load_guilds([guild_id]))[guild_id]
 
-        return await self.transact("read", load)
+    async def load_guilds(self, guild_ids: Collection[int]) -> dict[int, GuildRecord]:
+        wanted = sorted(set(guild_ids))
+
+        async def load(db: Db) -> dict[int, GuildRecord]:
+            found: dict[int, GuildRecord] = {}
+            for start in range(0, len(wanted), _GUILDS_PER_QUERY):
+                found.update(await _load(db, wanted[start : start + _GUILDS_PER_QUERY]))
+            return {guild: found.get(guild, GuildRecord()) for guild in wanted}
+
+        return await self.transact("read", load) if wanted else {}
+
+    async def versions(self, guild_ids: Collection[int]) -> dict[int, int]:
+        wanted = sorted(set(guild_ids))
+
+        async def read(db: Db) -> dict[int, int]:
+            found: dict[int, int] = {}
+            for start in range(0, len(wanted), _GUILDS_PER_QUERY):
+                chunk = wanted[start : start + _GUILDS_PER_QUERY]
+                rows = await db.fetch(
+                    f"SELECT guild_id, version FROM guild_versions WHERE guild_id IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    *chunk,
+                )
+                found.update((guild, version) for guild, version in _as_stored(rows, int, int))
+            return {guild: found.get(guild, 0) for guild in wanted}
+
+        return await self.transact("read", read) if wanted else {}
+
+    async def guild_ids(self) -> list[int]:
+        async def read(db: Db) -> list[int]:
+            rows = await db.fetch(
+                "SELECT guild_id FROM classes UNION"
+                " SELECT guild_id FROM guild_settings WHERE threshold IS NOT NULL"
+            )
+            return sorted(guild for (guild,) in _as_stored(rows, int))
+
+        return await self.transact("read", read)
 
     async def insert_class(self, guild_id: int, cls: ClassDefinition, max_classes: int) -> None:
         check_storable(cls)
@@ -247,7 +291,7 @@ class SQLStore(ABC):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 *(guild_id, cls.key, cls.name, cls.description, last + 1, time.time()),
             )
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", insert)
 
@@ -272,7 +316,7 @@ class SQLStore(ABC):
                 " WHERE guild_id = ? AND name_key = ?",
                 *(cls.key, cls.name, cls.description, time.time(), guild_id, old_key),
             )
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", replace)
 
@@ -283,7 +327,7 @@ class SQLStore(ABC):
             )
             if not gone:
                 raise ClassNotFoundError(name)
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", delete)
 
@@ -308,7 +352,7 @@ class SQLStore(ABC):
                 "         WHERE guild_id = ? AND name_key = ?), ?, ?)",
                 *(guild_id, key, guild_id, key, text, time.time()),
             )
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", add)
 
@@ -321,7 +365,7 @@ class SQLStore(ABC):
                 "DELETE FROM examples WHERE guild_id = ? AND name_key = ? AND text = ?",
                 *(guild_id, key, text),
             )
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", remove)
 
@@ -379,7 +423,7 @@ class SQLStore(ABC):
                 " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
                 *(guild_id, threshold),
             )
-            await db.changed(guild_id)
+            await _changed(db, guild_id)
 
         await self.transact("written", write)
 
@@ -399,6 +443,16 @@ class SQLStore(ABC):
             )
 
         await self.transact("written", write)
+
+
+async def _changed(db: Db, guild_id: int) -> None:
+    """Count a change of the guild and announce it: part of the write's transaction."""
+    await db.execute(
+        "INSERT INTO guild_versions (guild_id, version) VALUES (?, 1)"
+        " ON CONFLICT (guild_id) DO UPDATE SET version = guild_versions.version + 1",
+        guild_id,
+    )
+    await db.changed(guild_id)
 
 
 CLASS_COLUMNS = ("guild_id", "name_key", "name", "description", "position", "updated_at")
@@ -429,8 +483,19 @@ async def _exists(db: Db, guild_id: int, key: str) -> bool:
     return bool(rows)
 
 
-async def _load(db: Db, guild_id: int | None) -> dict[int, GuildRecord]:
-    where, args = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+_GUILDS_PER_QUERY = 500
+"""Guilds named in one ``IN (...)`` list, well below every backend's parameter limit."""
+
+
+async def _load(db: Db, guild_ids: Sequence[int] | None) -> dict[int, GuildRecord]:
+    """The records of ``guild_ids`` (all guilds if None) that have classes or settings: one
+    query per table, whatever the number of guilds."""
+    where: str
+    args: tuple[int, ...]
+    where, args = "", ()
+    if guild_ids is not None:
+        where = f"WHERE guild_id IN ({', '.join('?' * len(guild_ids))})"
+        args = tuple(guild_ids)
     examples: dict[tuple[int, str], list[str]] = {}
     for guild, key, text in _as_stored(
         await db.fetch(
@@ -457,9 +522,19 @@ async def _load(db: Db, guild_id: int | None) -> dict[int, GuildRecord]:
             *(int, (*_NUMBER, type(None))),
         )
     }
+    versions: dict[int, int] = {
+        guild: version
+        for guild, version in _as_stored(
+            await db.fetch(f"SELECT guild_id, version FROM guild_versions {where}", *args),
+            *(int, int),
+        )
+    }
     return {
-        guild: GuildRecord(tuple(classes.get(guild, ())), thresholds.get(guild))
-        for guild in sorted(classes.keys() | thresholds.keys())
+        guild: GuildRecord(
+            tuple(classes.get(guild, ())), thresholds.get(guild), versions.get(guild, 0)
+        )
+        # A guild asked for by id keeps its counter even with nothing left in it.
+        for guild in sorted(classes.keys() | thresholds.keys() | (versions.keys() & set(args)))
     }
 
 

@@ -213,6 +213,12 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = FULL")  # durable before the call returns
         db.execute("PRAGMA foreign_keys = ON")
         _migrate(db, path)
+        # Guilds are read lazily, each meeting damage only on its own first use (and a row
+        # whose guild id reads back NULL, never): check the whole file once instead, about
+        # 5 ms per 1,000 guilds of 20 classes.
+        problems = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(problems[0])
     except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         # UnicodeDecodeError: a garbled schema whose error message is not even valid text.
         db.close()
