@@ -14,6 +14,9 @@ coldstart   a new process until the service is ready: our converted model, gensi
 memory      proportional set size (PSS) of 1 and of 4 processes that loaded the model
 registry    opening a registry of many guilds: load time and resident memory
 writes      add_class latency on SQLite and (given ``--postgres URL``) PostgreSQL
+scale       registries of 10^4 ... 10^6 guilds x 20 classes (SQLite, and PostgreSQL given
+            ``--postgres URL``): opening, memory, a cold guild's first use, and throughput over
+            a working set of active guilds with a cache budget below it (so eviction runs)
 
 Absolute numbers move with the machine's load; the ratios in one run are what to compare.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -41,14 +45,24 @@ from zsl.classes import Limits
 from zsl.errors import ZslError
 from zsl.naive import NaiveClassifier
 from zsl.records import ClassDefinition
-from zsl.service import ZeroShotService
+from zsl.service import DEFAULT_GUILD_CACHE_BYTES, ZeroShotService
 from zsl.store import open_store
+from zsl.store.base import DEFAULT_STORE_TIMEOUT
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
 _FILL_AT_ONCE = 256  # guilds filled concurrently while setting up a benchmark
 
-SECTIONS = ("latency", "throughput", "hostile", "coldstart", "memory", "registry", "writes")
+SECTIONS = (
+    "latency",
+    "throughput",
+    "hostile",
+    "coldstart",
+    "memory",
+    "registry",
+    "writes",
+    "scale",
+)
 
 CHAT = (
     "did anyone watch the game last night, that last minute goal was unreal",
@@ -100,7 +114,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="registry size (default 10000 guilds x 20 classes)",
     )
     parser.add_argument("--writes", type=count, default=200, help="add_class calls timed")
-    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database for 'writes'")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="a PostgreSQL server for 'writes' and 'scale'"
+    )
+    parser.add_argument(
+        "--scale-guilds",
+        type=count,
+        nargs="+",
+        default=[10_000, 100_000, 1_000_000],
+        help="registry sizes in 'scale' (guilds of 20 classes)",
+    )
+    parser.add_argument(
+        "--scale-sqlite-max", type=count, default=100_000, help="largest registry on SQLite"
+    )
+    parser.add_argument("--scale-cold", type=count, default=200, help="cold guilds timed")
+    parser.add_argument(
+        "--scale-active", type=count, default=10_000, help="working set of active guilds"
+    )
+    parser.add_argument(
+        "--scale-calls", type=count, default=20_000, help="calls over the working set"
+    )
+    parser.add_argument(
+        "--scale-budget-mb",
+        type=count,
+        help="guild cache budget in the working-set run (default: half the working set)",
+    )
+    parser.add_argument(
+        "--scale-store-timeout",
+        type=count,
+        default=int(DEFAULT_STORE_TIMEOUT),
+        help="seconds each store call may take in 'scale' (the service's default)",
+    )
+    parser.add_argument(
+        "--scale-timeout",
+        type=count,
+        default=300,
+        help="seconds one size may take before it is reported as not measured",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -730,6 +780,260 @@ async def writes(vectors: WordVectors, args: argparse.Namespace) -> None:
     )
 
 
+# -- scale --------------------------------------------------------------------------------------
+
+_SCALE_CLASSES = 20  # per guild
+_FILL_ROWS = 100_000  # classes per bulk insert: one transaction well within the store's timeout
+_SCALE_CHILD = """
+import asyncio, json, sys
+from zsl.bench import scale_run
+print(json.dumps(asyncio.run(scale_run(*json.loads(sys.argv[1])))), flush=True)
+"""
+
+
+async def _fill_bulk(
+    url: str, definitions: Sequence[tuple[str, str]], first: int, stop: int
+) -> None:
+    """Store guilds ``first`` .. ``stop - 1``, each with ``definitions``, in bulk (set-up only)."""
+    classes = [ClassDefinition(name, description) for name, description in definitions]
+    store = await open_store(url)
+    step = max(1, _FILL_ROWS // len(classes))
+    try:
+        for start in range(first, stop, step):
+            rows = [(g, c) for g in range(start, min(start + step, stop)) for c in classes]
+            await store.bulk_insert_classes(rows)
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _scratch_database(server: str) -> Any:
+    """A new, empty database on the PostgreSQL ``server`` (its URL), dropped afterwards: the
+    figures must not depend on what the server already holds."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    name = f"zsl_scale_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        admin = await asyncpg.connect(server)
+        try:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+async def scale_run(
+    model: str,
+    cache_dir: str | None,
+    url: str,
+    guilds: int,
+    cold: int,
+    active: int,
+    calls: int,
+    concurrent: int,
+    budget_mb: int | None,
+    store_timeout: float,
+) -> dict[str, Any]:
+    """One registry size, measured in a process of its own (so that its memory figures start
+    from the model alone): opening, cold first uses, then calls over a working set."""
+    vectors = load_vectors(model, cache_dir=Path(cache_dir) if cache_dir else None)
+    rng = np.random.default_rng(guilds)
+    working = rng.choice(guilds, size=min(active, guilds), replace=False) + 1
+    result: dict[str, Any] = {}
+    model_kb = _rss_kb()
+    limits, cache_bytes = Limits.unlimited(), DEFAULT_GUILD_CACHE_BYTES
+    started = time.perf_counter()
+    service = await ZeroShotService.open(
+        vectors, url, limits=limits, cache_bytes=cache_bytes, store_timeout=store_timeout
+    )
+    result["open"] = time.perf_counter() - started
+    result["open_mb"] = (_rss_kb() - model_kb) / 1024
+    async with service:
+        await service.classify(int(working[0]), CHAT[0])  # first calls pay for imports, caches
+        active_ids = set(working.tolist())
+        cold_ids: list[int] = []
+        for guild in rng.permutation(guilds)[: len(active_ids) + cold].tolist():
+            if guild + 1 not in active_ids and len(cold_ids) < cold:
+                cold_ids.append(guild + 1)
+        firsts = []
+        for i, guild in enumerate(cold_ids):
+            started = time.perf_counter()
+            await service.classify(guild, CHAT[i % len(CHAT)])
+            firsts.append(time.perf_counter() - started)
+        result["cold_med"] = statistics.median(firsts) if firsts else None
+        result["cold_p99"] = percentile(firsts, 0.99) if firsts else None
+        info = service.cache_info()
+        per_guild = info.bytes / max(1, info.guilds)  # what one built guild holds
+    working_bytes = per_guild * len(working)
+    cache_bytes = budget_mb * 2**20 if budget_mb else int(working_bytes / 2)
+    result["budget_mb"], result["working_mb"] = cache_bytes / 2**20, working_bytes / 2**20
+    async with await ZeroShotService.open(
+        vectors, url, limits=limits, cache_bytes=cache_bytes, store_timeout=store_timeout
+    ) as service:
+        # Every active guild once (its first use), then calls on guilds picked at random.
+        order = rng.permutation(working).tolist()
+        picks = order + rng.choice(working, size=calls).tolist()
+        lags: list[float] = []
+        issued = 0
+        lags_on = False
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            while not done.is_set():
+                planned = loop.time() + 0.005
+                await asyncio.sleep(0.005)
+                if lags_on:
+                    lags.append(max(0.0, loop.time() - planned))
+
+        async def member(stop: int) -> None:
+            nonlocal issued
+            while issued < stop:
+                i = issued
+                issued += 1
+                await service.classify(int(picks[i]), CHAT[i % len(CHAT)])
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.gather(*(member(len(order)) for _ in range(concurrent)))
+        result["used_once_mb"] = (_rss_kb() - model_kb) / 1024
+        lags_on = True
+        started = time.perf_counter()
+        await asyncio.gather(*(member(len(picks)) for _ in range(concurrent)))
+        elapsed = time.perf_counter() - started
+        done.set()
+        await tick
+        result["texts_s"] = calls / elapsed
+        result["lag_p99"] = percentile(lags, 0.99) if lags else 0.0
+        result["active"] = len(working)
+        result["end_mb"] = (_rss_kb() - model_kb) / 1024
+        info = service.cache_info()
+        result["cache_mb"], result["cached"] = info.bytes / 2**20, info.guilds
+    return result
+
+
+def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, Any] | str:
+    """:func:`scale_run` in a new process; its figures, or why there are none."""
+    params = [
+        args.model,
+        str(args.cache_dir) if args.cache_dir else None,
+        url,
+        guilds,
+        args.scale_cold,
+        args.scale_active,
+        args.scale_calls,
+        args.concurrent,
+        args.scale_budget_mb,
+        args.scale_store_timeout,
+    ]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SCALE_CHILD, json.dumps(params)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = child.communicate(timeout=args.scale_timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return f"not measured: over {args.scale_timeout} s (--scale-timeout)"
+    if child.returncode != 0:
+        last = err.strip().splitlines()[-1] if err.strip() else f"exit {child.returncode}"
+        return f"failed: {last.removeprefix('zsl.errors.')}"
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str]:
+    if isinstance(found, str):
+        return [store, f"{guilds:,}", *["-"] * 12, found]
+
+    def mb(key: str) -> str:
+        value = found.get(key)
+        return "-" if value is None else f"{value:,.0f}"
+
+    return [
+        store,
+        f"{guilds:,}",
+        f"{found['open']:.2f}",
+        mb("open_mb"),
+        "-" if found["cold_med"] is None else _ms(found["cold_med"]),
+        "-" if found["cold_p99"] is None else _ms(found["cold_p99"]),
+        f"{found['active']:,}",
+        mb("working_mb"),
+        mb("budget_mb"),
+        f"{found['texts_s']:,.0f}",
+        _ms(found["lag_p99"]),
+        mb("used_once_mb"),
+        mb("end_mb"),
+        mb("cache_mb"),
+        "",
+    ]
+
+
+async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
+    definitions = bench_classes(vectors, _SCALE_CLASSES, seed=5)
+    sizes = sorted(set(args.scale_guilds))
+    rows = []
+
+    async def measure(store: str, url: str, largest: int) -> None:
+        filled = 0
+        for guilds in sizes:
+            if guilds > largest:
+                rows.append(_scale_row(store, guilds, f"not measured: over {largest:,} here"))
+                continue
+            await _fill_bulk(url, definitions, filled + 1, guilds + 1)  # grows the registry
+            filled = guilds
+            rows.append(
+                _scale_row(store, guilds, await asyncio.to_thread(_scale_child, args, url, guilds))
+            )
+            print(f"  measured {store} {guilds:,}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
+        await measure("SQLite", f"sqlite:///{folder}/scale.sqlite3", args.scale_sqlite_max)
+    if args.postgres:
+        async with _scratch_database(args.postgres) as url:
+            await measure("PostgreSQL", url, max(sizes))
+    else:
+        rows.append(["PostgreSQL", "-", *["-"] * 12, "not measured: give --postgres URL"])
+    _table(
+        [
+            "store",
+            "guilds",
+            "open s",
+            "open MB",
+            "cold med ms",
+            "cold p99 ms",
+            "active",
+            "working MB",
+            "budget MB",
+            "texts/s",
+            "lag p99 ms",
+            "used once MB",
+            "end MB",
+            "cache MB",
+            "note",
+        ],
+        rows,
+        f"scale: registries of N guilds x {_SCALE_CLASSES} classes, each size in a new process."
+        " open = ZeroShotService.open (MB: resident memory it adds beside the model); cold ="
+        f" first classify of {args.scale_cold} unused guilds (incl. reading them); then"
+        f" {args.concurrent} calls in flight: each active guild once (used once MB), then"
+        f" {args.scale_calls:,} on active guilds at random with the cache budget (default: half"
+        " the working set; working MB = a built guild's bytes x active), texts/s and event-loop"
+        " lag; end MB and the cache's own figure after (all MB beside the model)",
+    )
+
+
 _RUNNERS: dict[str, Callable[[WordVectors, argparse.Namespace], Awaitable[None]]] = {
     "latency": latency,
     "throughput": throughput,
@@ -738,4 +1042,5 @@ _RUNNERS: dict[str, Callable[[WordVectors, argparse.Namespace], Awaitable[None]]
     "memory": memory,
     "registry": registry,
     "writes": writes,
+    "scale": scale,
 }
