@@ -578,6 +578,9 @@ class ZeroShotService:
         answer = self._to_read.get(guild_id)
         if answer is None:
             answer = self._to_read[guild_id] = asyncio.get_running_loop().create_future()
+            # Every caller may have given up by the time a failed read answers: the failure
+            # is theirs to see, not the loop's to report as never retrieved.
+            answer.add_done_callback(_retrieve)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read_waiting())
         return await asyncio.shield(answer)  # a caller giving up leaves the others theirs
@@ -631,6 +634,11 @@ class ZeroShotService:
     @staticmethod
     async def _run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _retrieve(future: asyncio.Future[GuildRecord]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _classify_batch(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -548,6 +549,35 @@ async def test_a_full_reload_never_undoes_a_newer_write(
         names = [d.name for d in await service.classes(1)]
 
     assert names == [n for n, _ in TOPICS] + ["weather"]
+
+
+async def test_a_failed_first_read_nobody_waits_for_is_not_reported_to_the_loop(
+    glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A member's first use of a guild during an outage: the caller gives up before the store
+    # does. The failure is theirs; the loop must not log "exception was never retrieved".
+    async with await _service(glove, db_url):
+        pass
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        async with await ZeroShotService.open(glove, db_url) as service:
+
+            async def failing_read(guild_ids: Any) -> Any:
+                await asyncio.sleep(0.2)
+                raise zsl.StoreUnavailableError("the database did not answer in time")
+
+            monkeypatch.setattr(service.store, "load_guilds", failing_read)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(service.classify(1, "What a goal!"), 0.05)
+            await asyncio.sleep(0.4)  # the read fails meanwhile
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+
+    assert [c.get("message") for c in reported] == []
 
 
 async def test_a_write_whose_outcome_is_unknown_is_read_back(
