@@ -469,7 +469,9 @@ class ZeroShotService:
         are compared with the store's, and only those that changed are read again.
         """
         if guild_id is not None:
-            if guild_id not in self._built:
+            # A guild in use holds its lock, maybe to read it for the first time: that read may
+            # predate the change, so wait for it and read again.
+            if guild_id not in self._built and guild_id not in self._locks:
                 return
             async with self._lock(guild_id):
                 built = self._built.get(guild_id)

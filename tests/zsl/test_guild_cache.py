@@ -248,6 +248,44 @@ async def test_a_write_reaches_another_process_whose_copy_was_evicted(
     assert after.top.name == "weather"
 
 
+async def test_a_write_during_another_process_first_read_of_the_guild_reaches_it(
+    glove: WordVectors, pg_url: str
+) -> None:
+    # The reader reads the guild for its first use; the writer's change commits after that read
+    # and its notification arrives before the guild is built: it must not be lost.
+    async with (
+        await ZeroShotService.open(glove, pg_url) as writer,
+        await ZeroShotService.open(glove, pg_url) as reader,
+    ):
+        for name, description in TOPICS:
+            await writer.add_class(1, name, description)
+        read_done, written = asyncio.Event(), asyncio.Event()
+        real = reader.store.load_guilds
+
+        async def read_then_wait(guild_ids: Any) -> Any:
+            records = await real(guild_ids)
+            if not written.is_set():
+                read_done.set()
+                await written.wait()
+                await asyncio.sleep(0.3)  # the notification arrives while the read is held
+            return records
+
+        reader.store.load_guilds = read_then_wait  # type: ignore[method-assign]
+        first_use = asyncio.create_task(reader.classify(1, TEXTS[0]))
+        await read_done.wait()
+        await writer.add_class(1, "weather", "rain snow sunny forecast")
+        written.set()
+        await first_use
+
+        async def caught_up() -> bool:
+            return "weather" in [d.name for d in await reader.classes(1)]
+
+        await wait_until(caught_up)
+        after = await reader.classify(1, "heavy rain and snow tomorrow")
+
+    assert after.top.name == "weather"
+
+
 async def test_after_a_reconnect_only_the_changed_guilds_are_read(
     glove: WordVectors, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
