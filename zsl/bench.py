@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,27 @@ async def run(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _loop_lag() -> AsyncIterator[list[float]]:
+    """How late the event loop wakes from 5 ms sleeps, sampled while the block runs."""
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            planned = loop.time() + 0.005
+            await asyncio.sleep(0.005)
+            lags.append(max(0.0, loop.time() - planned))
+
+    tick = asyncio.create_task(ticker())
+    try:
+        yield lags
+    finally:
+        done.set()
+        await tick
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -346,15 +367,7 @@ async def throughput(vectors: WordVectors, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as folder:
         await _fill(folder, args.guilds, definitions[:per_guild], 1)
         async with _service(vectors, folder) as service:
-            lags: list[float] = []
             done = asyncio.Event()
-
-            async def ticker() -> None:
-                loop = asyncio.get_running_loop()
-                while not done.is_set():
-                    planned = loop.time() + 0.005
-                    await asyncio.sleep(0.005)
-                    lags.append(max(0.0, loop.time() - planned))
 
             async def admin() -> int:
                 added = 0
@@ -379,14 +392,13 @@ async def throughput(vectors: WordVectors, args: argparse.Namespace) -> None:
 
             await asyncio.gather(*(member() for _ in range(args.concurrent)))  # warm up
             issued = 0
-            tick = asyncio.create_task(ticker())
-            writer = asyncio.create_task(admin())
-            started = time.perf_counter()
-            await asyncio.gather(*(member() for _ in range(args.concurrent)))
-            elapsed = time.perf_counter() - started
-            done.set()
-            added = await writer
-            await tick
+            async with _loop_lag() as lags:
+                writer = asyncio.create_task(admin())
+                started = time.perf_counter()
+                await asyncio.gather(*(member() for _ in range(args.concurrent)))
+                elapsed = time.perf_counter() - started
+                done.set()
+                added = await writer
     _table(
         ["calls", "guilds", "classes added", "texts/s", "lag med ms", "lag p99 ms", "lag max ms"],
         [
@@ -882,18 +894,7 @@ async def scale_run(
         # Every active guild once (its first use), then calls on guilds picked at random.
         order = rng.permutation(working).tolist()
         picks = order + rng.choice(working, size=calls).tolist()
-        lags: list[float] = []
         issued = 0
-        lags_on = False
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            loop = asyncio.get_running_loop()
-            while not done.is_set():
-                planned = loop.time() + 0.005
-                await asyncio.sleep(0.005)
-                if lags_on:
-                    lags.append(max(0.0, loop.time() - planned))
 
         async def member(stop: int) -> None:
             nonlocal issued
@@ -902,15 +903,12 @@ async def scale_run(
                 issued += 1
                 await service.classify(int(picks[i]), CHAT[i % len(CHAT)])
 
-        tick = asyncio.create_task(ticker())
         await asyncio.gather(*(member(len(order)) for _ in range(concurrent)))
         result["used_once_mb"] = (_rss_kb() - model_kb) / 1024
-        lags_on = True
-        started = time.perf_counter()
-        await asyncio.gather(*(member(len(picks)) for _ in range(concurrent)))
-        elapsed = time.perf_counter() - started
-        done.set()
-        await tick
+        async with _loop_lag() as lags:
+            started = time.perf_counter()
+            await asyncio.gather(*(member(len(picks)) for _ in range(concurrent)))
+            elapsed = time.perf_counter() - started
         result["texts_s"] = calls / elapsed
         result["lag_p99"] = percentile(lags, 0.99) if lags else 0.0
         result["active"] = len(working)
