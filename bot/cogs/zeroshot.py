@@ -47,9 +47,6 @@ answer 3 s after the member acted, and the gateway's delivery and the reply's ow
 into that."""
 
 
-RefusalError = table.RefusalError
-
-
 class Cooldown:
     """One use per ``seconds`` per user; memory stays bounded by forgetting expired entries."""
 
@@ -103,15 +100,6 @@ class ZeroShotCog(commands.Cog):
 
     # -- checks and errors ---------------------------------------------------------------------
 
-    async def interaction_check(self, interaction: Interaction, /) -> bool:
-        """Commands work only in servers (guild_only tells Discord; this makes sure).
-
-        discord.py runs this for commands bound to the cog; the table's commands, built in
-        ``_app_command``, make the same check in ``run``.
-        """
-        self._guild_id(interaction)
-        return True
-
     async def on_command_error(
         self, interaction: Interaction, error: app_commands.AppCommandError
     ) -> None:
@@ -124,7 +112,7 @@ class ZeroShotCog(commands.Cog):
             cause = error.original
         if isinstance(cause, zsl.ZslError):
             text = render.escape(messages.error_text(cause))
-        elif isinstance(cause, RefusalError):
+        elif isinstance(cause, table.RefusalError):
             text = str(cause)
         elif isinstance(cause, app_commands.NoPrivateMessage):
             text = messages.DM_REFUSED
@@ -245,7 +233,7 @@ class ZeroShotCog(commands.Cog):
         guild_id = self._guild_id(interaction)
         self._check_cooldown(interaction)
         if not message.content.strip():
-            raise RefusalError(messages.NO_MESSAGE_TEXT)
+            raise table.RefusalError(messages.NO_MESSAGE_TEXT)
         # A member cannot shorten someone else's message: classify what fits and say so.
         text = first_part(message.content, self.service.limits.text_length)
         note = None if text == message.content else messages.only_first(len(text))
@@ -316,7 +304,7 @@ class ZeroShotCog(commands.Cog):
             # One member clicking fast must not flood the guild's votes (they are capped).
             retry_after = self.vote_cooldown.retry_after(interaction.user.id)
             if retry_after > 0:
-                raise RefusalError(messages.vote_cooldown(retry_after))
+                raise table.RefusalError(messages.vote_cooldown(retry_after))
         await interaction.response.defer(ephemeral=True, thinking=True)
         if admin:
             definition = await self.service.add_example(live.guild_id, correct, live.text)

@@ -17,6 +17,7 @@ import zsl
 from bot import messages
 from bot.cogs import zeroshot
 from bot.cogs.zeroshot import Cooldown, ZeroShotCog, answer_in_time, first_part
+from bot.commands import COMMANDS
 from bot.settings import Settings
 
 GUILD = 42
@@ -120,10 +121,12 @@ class TestErrors:
 
     @pytest.mark.asyncio
     async def test_commands_refuse_direct_messages(self, cog: ZeroShotCog) -> None:
+        # guild_only tells Discord; every command and the context menu make sure themselves.
+        for spec in COMMANDS:
+            with pytest.raises(app_commands.NoPrivateMessage):
+                await cog.run(spec, FakeInteraction(guild_id=None), {})  # type: ignore[arg-type]
         with pytest.raises(app_commands.NoPrivateMessage):
-            await cog.interaction_check(FakeInteraction(guild_id=None))  # type: ignore[arg-type]
-
-        assert await cog.interaction_check(FakeInteraction()) is True  # type: ignore[arg-type]
+            await cog.classify_message(FakeInteraction(guild_id=None), None)  # type: ignore[arg-type]
 
 
 class TestAutocomplete:
