@@ -552,8 +552,8 @@ class ZeroShotService:
             raise GuildNotServedError(guild_id)
 
     async def _snapshot(self, guild_id: int) -> ClassSet:
-        """The guild's snapshot, read and built first if it is not in memory."""
-        self._check_served(guild_id)
+        """The guild's snapshot, read and built first if it is not in memory (only a guild
+        this process serves is ever built: ``_current`` checks)."""
         built = self._built.get(guild_id)
         if built is not None:
             self._built.move_to_end(guild_id)
