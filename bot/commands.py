@@ -8,22 +8,34 @@ its ``run`` function, and its sentences in ``bot/messages.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import zsl
 from bot import messages
+from bot.settings import Settings
 
 MAX_TEXT = 4000  # Discord's own cap on a text option; the configured limit is checked by the core
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_TOP = 10
 
-Value = str | int | float | bool
-V = TypeVar("V", str, int, float, bool)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file a member hands to a command (an attachment on Discord, a path in the console)."""
+
+    filename: str
+    size: int
+    """Bytes, as the front knows before reading."""
+    read: Callable[[], Awaitable[bytes]]
+
+
+Value = str | int | float | bool | Upload
+V = TypeVar("V", str, int, float, bool, Upload)
 
 
 class RefusalError(Exception):
@@ -59,6 +71,7 @@ class Call:
     values: Mapping[str, Value | None]
     admin: bool
     front: Front
+    settings: Settings = field(default_factory=Settings)
 
     def get(self, name: str, kind: type[V]) -> V | None:
         """The option's value, or None when it was left out."""
@@ -133,7 +146,7 @@ Answer = Said | Classified | ClassList | Examples | Votes | Help | File
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
-    kind: type[str] | type[int] | type[float] | type[bool]
+    kind: type[str] | type[int] | type[float] | type[bool] | type[Upload]
     description: str
     required: bool = False
     default: Value | None = None
@@ -268,18 +281,31 @@ async def _votes(call: Call) -> Answer:
 
 
 async def _export_classes(call: Call) -> Answer:
-    definitions = await call.front.in_time(call.service.classes(call.guild_id))
-    if not definitions:
+    class_set = await call.front.in_time(call.service.class_set(call.guild_id))
+    if not class_set.classes:
         raise RefusalError(messages.NO_CLASSES)
-    document = {
-        "threshold": await call.service.threshold(call.guild_id),  # in memory now
-        "classes": [
-            {"name": d.name, "description": d.description, "examples": list(d.examples)}
-            for d in definitions
-        ],
-    }
-    content = json.dumps(document, ensure_ascii=False, indent=2)
-    return File(messages.EXPORT_FILENAME, content, messages.classes_exported(len(definitions)))
+    content = zsl.dump_class_set(class_set)
+    return File(
+        messages.EXPORT_FILENAME, content, messages.classes_exported(len(class_set.classes))
+    )
+
+
+async def _import_classes(call: Call) -> Answer:
+    upload = call.need("file", Upload)
+    limit = call.settings.import_max_kb * 1024
+    if upload.size > limit:
+        raise RefusalError(messages.import_too_large(upload.size, limit))
+    await call.front.defer()
+    data = await upload.read()
+    if len(data) > limit:  # the size announced may not be the size sent
+        raise RefusalError(messages.import_too_large(len(data), limit))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RefusalError(messages.IMPORT_NOT_TEXT) from None
+    added = await call.service.import_classes(call.guild_id, zsl.parse_class_set(text))
+    count = len(await call.service.classes(call.guild_id))
+    return Said(messages.classes_imported(len(added), count))
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -410,6 +436,14 @@ COMMANDS: tuple[Command, ...] = (
         messages.EXPORT_DESCRIPTION,
         _export_classes,
         admin=True,
+    ),
+    Command(
+        "importclasses",
+        messages.IMPORT_DESCRIPTION,
+        _import_classes,
+        (Option("file", Upload, messages.IMPORT_FILE, required=True),),
+        admin=True,
+        rest="file",
     ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}

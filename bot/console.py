@@ -20,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import zsl
@@ -142,15 +143,39 @@ def _values(spec: commands.Command, typed: dict[str, str]) -> dict[str, commands
 def _convert(option: commands.Option, raw: str) -> commands.Value:
     if option.kind is str:
         return raw
+    if option.kind is commands.Upload:
+        return _upload(Path(raw.strip()).expanduser())
     word = raw.strip().lower()
     try:
         if option.kind is bool:
             if word not in _YES + _NO:
                 raise ValueError(word)
             return word in _YES
-        return option.kind(word)
+        if option.kind is int or option.kind is float:
+            return option.kind(word)
     except ValueError:
         raise UsageError(messages.console_bad_value(option.name, option.kind, raw)) from None
+    raise TypeError(f"the console cannot read an option of type {option.kind.__name__}")
+
+
+def _upload(path: Path) -> commands.Upload:
+    """The file at ``path``, handed over as a member attaches one on Discord.
+
+    Raises:
+        UsageError: there is no readable file there.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise UsageError(messages.console_no_file(str(path))) from None
+
+    async def read() -> bytes:
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            raise UsageError(messages.console_no_file(str(path))) from None
+
+    return commands.Upload(path.name, size, read)
 
 
 _YES = ("yes", "true", "on", "1")
@@ -173,9 +198,15 @@ class _ConsoleFront:
 class Console:
     """Runs parsed commands against a service and returns the text to print."""
 
-    def __init__(self, service: zsl.ZeroShotService, guild_id: int = CONSOLE_GUILD_ID) -> None:
+    def __init__(
+        self,
+        service: zsl.ZeroShotService,
+        guild_id: int = CONSOLE_GUILD_ID,
+        settings: Settings | None = None,
+    ) -> None:
         self.service = service
         self.guild_id = guild_id
+        self.settings = settings or Settings()
 
     async def execute(self, line: str) -> str | object:
         """The answer to one line, or ``QUIT``. Expected failures come back as their sentence."""
@@ -186,7 +217,8 @@ class Console:
             spec = commands.BY_NAME[command.name]
             values = _values(spec, command.options)
             # The person at the console runs the bot: they may use every command.
-            call = commands.Call(self.service, self.guild_id, values, True, _ConsoleFront())
+            front = _ConsoleFront()
+            call = commands.Call(self.service, self.guild_id, values, True, front, self.settings)
             try:
                 answer = await spec.run(call)
             except commands.MissingOptionError:
@@ -260,7 +292,7 @@ def main(settings: Settings) -> int:
                 )
             )
             try:
-                repl(runner, Console(service), sys.stdin, sys.stdout)
+                repl(runner, Console(service, settings=settings), sys.stdin, sys.stdout)
             except KeyboardInterrupt:
                 print(messages.CONSOLE_BYE, file=sys.stdout, flush=True)
             finally:

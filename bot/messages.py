@@ -43,6 +43,8 @@ REMOVE_EXAMPLE_NUMBER = "The example's number in /examples."
 VOTES_DESCRIPTION = "Review members' feedback on results (newest first)."
 VOTES_DISMISS = "Forget the vote with this number once you have dealt with it."
 EXPORT_DESCRIPTION = "Download this server's classes as a JSON file."
+IMPORT_DESCRIPTION = "Add the classes of a file from /exportclasses: all of them or none."
+IMPORT_FILE = "A JSON file made by /exportclasses (here or on another server)."
 HELP_DESCRIPTION = "Show what this bot can do and how to use it."
 
 # -- feedback buttons under a result ------------------------------------------------------------
@@ -110,9 +112,35 @@ def error_text(exc: zsl.ZslError) -> str:
         )
     if type(exc) is zsl.VoteNotFoundError:
         return f"There is no vote number {exc.number}. /votes lists them."
+    if type(exc) is zsl.ClassFileError:
+        return "Nothing was imported. " + _class_file_problem(exc)
     if type(exc) is zsl.InvalidTextError and exc.length == 0:
         return "There is no text to classify. Give me a sentence or two."
     return str(exc)
+
+
+def _class_file_problem(exc: zsl.ClassFileError) -> str:
+    """What is wrong with a class of an import file, worded for the file, not for /addclass."""
+    cause = exc.cause
+    if exc.number is None or exc.name is None or cause is None:
+        return str(exc)  # the file's shape, two classes of the file alike, too many classes
+    which = f"Class {exc.number} of the file ('{zsl.shown_input(exc.name)}')"
+    if type(cause) is zsl.ConfusableClassError:
+        return (
+            f"{which} looks the same as the class '{zsl.shown_input(cause.existing)}'. Rename "
+            "it in the file, or remove one of them, then import again."
+        )
+    if type(cause) is zsl.DuplicateClassError:
+        return (
+            f"{which} is already a class of this server. Remove it from the file, or remove "
+            "the server's class with /removeclass, then import again."
+        )
+    if type(cause) is zsl.ExampleLimitError:
+        return (
+            f"{which} has more than {cause.limit} examples, the most a class keeps. Remove some "
+            "from the file, then import again."
+        )
+    return f"{which}: {cause}"
 
 
 def cooldown(retry_after: float) -> str:
@@ -216,7 +244,23 @@ EXPORT_FILENAME = "classes.json"
 
 
 def classes_exported(count: int) -> str:
-    return f"This server's {_classes(count)}, with their examples and the threshold."
+    return f"This server's {_classes(count)}, with their emoji, examples and the threshold."
+
+
+def classes_imported(added: int, count: int) -> str:
+    return f"Imported {_classes(added)}. This server now has {_classes(count)}."
+
+
+def import_too_large(size: int, limit: int) -> str:
+    return (
+        f"That file has {size:,} bytes; an import takes at most {limit:,}. Export fewer classes "
+        "or examples, or ask the bot's operator to raise IMPORT_MAX_KB."
+    )
+
+
+IMPORT_NOT_TEXT = (
+    "That file is not a text file. Attach the JSON file that /exportclasses made, unchanged."
+)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -291,6 +335,10 @@ _EXPECTED = {int: "a whole number", float: "a number", bool: "yes or no"}
 
 def console_bad_value(option: str, kind: type, raw: str) -> str:
     return f"{option}: must be {_EXPECTED.get(kind, 'text')}, not {raw!r}."
+
+
+def console_no_file(path: str) -> str:
+    return f"There is no readable file at {path}. Give the path of a file from /exportclasses."
 
 
 CONSOLE_UNBALANCED_QUOTE = (

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DEFAULT_COOLDOWN_SECONDS = 3.0
 DEFAULT_FEEDBACK_MINUTES = 15.0
 DEFAULT_VOTE_COOLDOWN_SECONDS = 10.0
+DEFAULT_IMPORT_MAX_KB = 256  # a full export of 100 classes x 20 examples is about 150 KB
+MAX_IMPORT_KB = 25 * 1024  # Discord's own cap on an attachment of a bot without boosts
 # Upper bounds of the numeric settings. Past them a value is a typo, not a wish: it would only
 # overflow the database's integers or ask Discord for more than it takes.
 MAX_CLASSES = 10_000
@@ -59,6 +61,7 @@ KEYS = (
     "ZSL_MAX_VOTES",
     "FEEDBACK_MINUTES",
     "VOTE_COOLDOWN_SECONDS",
+    "IMPORT_MAX_KB",
     "LOG_LEVEL",
     "DISCORD_API_BASE",
     "DISCORD_GATEWAY_URL",
@@ -86,6 +89,7 @@ class Settings:
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
     feedback_minutes: float = DEFAULT_FEEDBACK_MINUTES
     vote_cooldown_seconds: float = DEFAULT_VOTE_COOLDOWN_SECONDS
+    import_max_kb: int = DEFAULT_IMPORT_MAX_KB
     limits: zsl.Limits = field(default_factory=zsl.Limits)
     log_level: str = "INFO"
     api_base: str | None = None
@@ -159,6 +163,9 @@ class Settings:
             feedback_minutes=_get(values, "FEEDBACK_MINUTES", _minutes, DEFAULT_FEEDBACK_MINUTES),
             vote_cooldown_seconds=_get(
                 values, "VOTE_COOLDOWN_SECONDS", _seconds, DEFAULT_VOTE_COOLDOWN_SECONDS
+            ),
+            import_max_kb=_get(
+                values, "IMPORT_MAX_KB", _count(MAX_IMPORT_KB), DEFAULT_IMPORT_MAX_KB
             ),
             limits=limits,
             log_level=log_level,

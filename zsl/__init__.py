@@ -14,6 +14,7 @@ from zsl.classes import ClassSet, Limits
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, Prediction, ScoringConfig
 from zsl.embedding import Encoder, EncoderConfig
 from zsl.errors import (
+    ClassFileError,
     ClassLimitError,
     ClassNotFoundError,
     ConfusableClassError,
@@ -22,6 +23,7 @@ from zsl.errors import (
     ExampleNotFoundError,
     GuildNotServedError,
     InvalidClassError,
+    InvalidEmojiError,
     InvalidTextError,
     InvalidThresholdError,
     ModelError,
@@ -33,7 +35,16 @@ from zsl.errors import (
     ZslError,
     shown_input,
 )
-from zsl.records import ClassDefinition, Vote
+from zsl.records import (
+    WATCH_ACTIONS,
+    ClassDefinition,
+    ClassSetFile,
+    Vote,
+    Watch,
+    check_emoji,
+    dump_class_set,
+    parse_class_set,
+)
 from zsl.service import (
     DEFAULT_GUILD_CACHE_BYTES,
     CacheInfo,
@@ -47,11 +58,14 @@ __all__ = [
     "DEFAULT_GUILD_CACHE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLD",
+    "WATCH_ACTIONS",
     "CacheInfo",
     "ClassDefinition",
+    "ClassFileError",
     "ClassLimitError",
     "ClassNotFoundError",
     "ClassSet",
+    "ClassSetFile",
     "Classification",
     "ConfusableClassError",
     "DuplicateClassError",
@@ -61,6 +75,7 @@ __all__ = [
     "ExampleNotFoundError",
     "GuildNotServedError",
     "InvalidClassError",
+    "InvalidEmojiError",
     "InvalidTextError",
     "InvalidThresholdError",
     "Limits",
@@ -73,10 +88,14 @@ __all__ = [
     "UnknownWordsError",
     "Vote",
     "VoteNotFoundError",
+    "Watch",
     "WordVectors",
     "ZeroShotService",
     "ZslError",
+    "check_emoji",
+    "dump_class_set",
     "load_vectors",
+    "parse_class_set",
     "shown_input",
     "tokenize",
     "use_one_blas_thread",

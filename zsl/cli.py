@@ -24,6 +24,7 @@ from zsl.errors import (
     shown_input,
 )
 from zsl.evaluation import evaluate, read_dataset, read_text, scratch_service
+from zsl.records import ClassSetFile, parse_class_set
 from zsl.service import MAX_TOP_K, ZeroShotService, use_one_blas_thread
 from zsl.store import open_store
 from zsl.vectors import (
@@ -98,12 +99,34 @@ async def _classify(args: argparse.Namespace) -> int:
             return await _classify_texts(service, args.guild, texts, args)
     if not args.classes:
         raise ZslError("Say where the classes are: --classes FILE, or --store URL --guild ID.")
-    classes = read_class_file(Path(args.classes))
+    exported = read_export(Path(args.classes))
+    classes = read_class_file(Path(args.classes)) if exported is None else []
     vectors = load_vectors(args.model, cache_dir=args.cache_dir)
     async with scratch_service(vectors) as service:
+        if exported is not None:
+            await service.import_classes(_GUILD, exported)
         for name, description in classes:
             await service.add_class(_GUILD, name, description)
         return await _classify_texts(service, _GUILD, texts, args)
+
+
+def read_export(path: Path) -> ClassSetFile | None:
+    """The bot's export of a server's classes (/exportclasses: names, descriptions, emoji,
+    examples and the threshold), or None when ``path`` holds another format of classes.
+
+    Raises:
+        ZslError: the file is missing, or an export that cannot be read.
+    """
+    if path.suffix.lower() != ".json":
+        return None
+    text = read_text(path, "the class file")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None  # read_class_file says what is wrong with it
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        return None
+    return parse_class_set(text)
 
 
 async def _classify_texts(
@@ -320,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="classify texts (arguments, or one per line on stdin)")
     p.add_argument("texts", nargs="*", help="texts to classify; read from stdin if none")
-    p.add_argument("--classes", help="JSON or TSV file of classes (name, description)")
+    p.add_argument(
+        "--classes",
+        help="classes: a /exportclasses file, JSON {name: description} or TSV name<TAB>description",
+    )
     p.add_argument("--store", help="database URL of a registry, e.g. sqlite:///data/zsl.sqlite3")
     p.add_argument(
         "--guild", type=whole_number(0, _MAX_GUILD_ID), default=0, help="guild id in --store"

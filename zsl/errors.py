@@ -204,3 +204,44 @@ class GuildNotServedError(ZslError):
             "This server is handled by another part of the service right now. Please try again "
             "in a minute."
         )
+
+
+class InvalidEmojiError(InvalidClassError):
+    """A class's emoji is not one emoji (a Unicode emoji or a server emoji such as <:bug:123>)."""
+
+    def __init__(self, emoji: str) -> None:
+        self.emoji = emoji
+        super().__init__(
+            f"'{shown_input(emoji, _SHOWN_WORD)}' is not one emoji. Give a single emoji such as "
+            "\U0001f41b, or a server emoji picked from the emoji menu."
+        )
+
+
+class ClassFileError(ZslError):
+    """A class-set file (an export) cannot be imported; nothing was added.
+
+    ``number`` and ``name``: the class of the file at fault (1 = the first), when one is;
+    ``cause``: the refusal that class got, as adding it alone would have got it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        number: int | None = None,
+        name: str | None = None,
+        cause: ZslError | None = None,
+    ) -> None:
+        self.number = number
+        self.name = name
+        self.cause = cause
+        super().__init__(message)
+
+    @classmethod
+    def too_many(cls, in_file: int, in_guild: int, limit: int) -> ClassFileError:
+        """The file's classes and the guild's would be more than ``limit``."""
+        return cls(
+            f"The file's {in_file} classes and the {in_guild} already there would be more than "
+            f"{limit}, the maximum. Remove classes from the file or from the server first.",
+            cause=ClassLimitError(limit),
+        )

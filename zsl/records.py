@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 
-from zsl.errors import ConfusableClassError
+from zsl.errors import ClassFileError, ConfusableClassError, InvalidEmojiError, shown_input
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing at all
 # (zero-width marks, variation selectors, Hangul fillers, tags), so they cannot tell names apart.
@@ -121,6 +121,8 @@ class ClassDefinition:
     description: str = ""
     examples: tuple[str, ...] = ()
     """Texts an admin confirmed as belonging to the class, oldest first."""
+    emoji: str | None = None
+    """What a watched channel's messages of this class get as a reaction (see check_emoji)."""
 
     @property
     def key(self) -> str:
@@ -151,3 +153,147 @@ class GuildRecord:
     version: int = field(default=0, compare=False)
     """The guild's change counter when it was read (0: never written); not part of what the
     guild holds, so two reads of the same content compare equal."""
+
+
+# A server emoji as Discord writes it in text: <:name:id>, or <a:name:id> when animated.
+_SERVER_EMOJI = re.compile(r"<a?:[A-Za-z0-9_]{2,32}:[0-9]{15,21}>")
+# What may follow or join the pictographs of one Unicode emoji: skin tones (Sk), variation
+# selectors and the keycap mark (Mn, Me), the zero-width joiner and tag characters (Cf).
+_EMOJI_PARTS = {"So", "Sk", "Mn", "Me", "Cf"}
+_MAX_EMOJI = 32
+"""Characters of the longest emoji sequence worth keeping (family and flag sequences)."""
+
+
+def check_emoji(emoji: str) -> str:
+    """``emoji`` trimmed, if it is one emoji: Unicode pictographs (with their joiners, skin
+    tones, keycaps) or a server emoji ``<:name:id>``.
+
+    Raises:
+        InvalidEmojiError: it is empty, text, several words, or too long to be one emoji.
+    """
+    emoji = emoji.strip()
+    if _SERVER_EMOJI.fullmatch(emoji):
+        return emoji
+    keycap = len(emoji) in (2, 3) and emoji[0] in "#*0123456789" and emoji[-1] == "\u20e3"
+    parts = all(unicodedata.category(ch) in _EMOJI_PARTS for ch in emoji)
+    pictograph = any(unicodedata.category(ch) == "So" for ch in emoji)
+    if not (keycap or (parts and pictograph)) or len(emoji) > _MAX_EMOJI:
+        raise InvalidEmojiError(emoji)
+    return emoji
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSetFile:
+    """A guild's class set as an export file holds it: the classes in order and the guild's
+    own threshold (None: the default, whatever it is where the file is imported)."""
+
+    classes: tuple[ClassDefinition, ...]
+    threshold: float | None = None
+
+
+_FILE_KEYS = {"classes", "threshold"}
+_CLASS_KEYS = {"name", "description", "emoji", "examples"}
+
+
+def dump_class_set(class_set: ClassSetFile) -> str:
+    """The export file of a class set: JSON that :func:`parse_class_set` reads back."""
+    document = {
+        "threshold": class_set.threshold,
+        "classes": [
+            {
+                "name": c.name,
+                "description": c.description,
+                "emoji": c.emoji,
+                "examples": list(c.examples),
+            }
+            for c in class_set.classes
+        ],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def parse_class_set(text: str) -> ClassSetFile:
+    """Read an export file's shape: ``{"threshold": null | 0..1, "classes": [{"name": ...,
+    "description": ..., "emoji": null | "...", "examples": [...]}, ...]}``.
+
+    Only the shape is checked here (each class's own rules are the registry's to check).
+
+    Raises:
+        ClassFileError: the text is not JSON of that shape; the sentence says what is wrong.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # also a number too long, nesting too deep
+        line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ClassFileError(
+            f"The file is not valid JSON{line}. Export the classes again, or fix the file."
+        ) from exc
+    shape = (
+        'It must be an export of classes: {"threshold": ..., "classes": [{"name": ..., '
+        '"description": ..., "emoji": ..., "examples": [...]}, ...]}.'
+    )
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        raise ClassFileError(f"The file has no list of classes. {shape}")
+    unknown = sorted(set(data) - _FILE_KEYS)
+    if unknown:
+        raise ClassFileError(f"The file has an unknown field '{shown_input(unknown[0])}'. {shape}")
+    threshold = data.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+    ):
+        raise ClassFileError(
+            "The file's threshold must be a number between 0 and 1, or null for the default. "
+            "Fix it in the file."
+        )
+    classes = tuple(
+        _class_of_file(number, item) for number, item in enumerate(data["classes"], start=1)
+    )
+    return ClassSetFile(classes, None if threshold is None else float(threshold))
+
+
+def _class_of_file(number: int, item: object) -> ClassDefinition:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ClassFileError(
+            f'Class {number} in the file has no name. Give each class a "name" in the file.',
+            number=number,
+        )
+    name: str = item["name"]
+
+    def refuse(what: str) -> ClassFileError:
+        return ClassFileError(
+            f"Class {number} in the file ('{shown_input(name)}') {what}. Fix it in the file.",
+            number=number,
+            name=name,
+        )
+
+    unknown = sorted(set(item) - _CLASS_KEYS)
+    if unknown:
+        raise refuse(f"has an unknown field '{shown_input(unknown[0])}'")
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        raise refuse("has a description that is not text")
+    emoji = item.get("emoji")
+    if emoji is not None and not isinstance(emoji, str):
+        raise refuse("has an emoji that is not text")
+    examples = item.get("examples", [])
+    if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+        raise refuse("has examples that are not a list of texts")
+    return ClassDefinition(name, description, tuple(examples), emoji)
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A watched channel: each new message in it is classified and acted on."""
+
+    guild_id: int
+    channel_id: int
+    action: str
+    """"react" (the class's emoji on the message) or "log" (a line in ``log_channel_id``)."""
+    log_channel_id: int | None = None
+    disabled: str | None = None
+    """Why the watch stopped acting (a permission the bot lost), or None while it acts."""
+
+
+WATCH_ACTIONS = ("react", "log")

@@ -28,6 +28,7 @@ from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_cla
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank, rank_encoded
 from zsl.embedding import Encoded, Encoder, EncoderConfig
 from zsl.errors import (
+    ClassFileError,
     DuplicateClassError,
     ExampleLimitError,
     ExampleNotFoundError,
@@ -39,11 +40,16 @@ from zsl.errors import (
     UnknownWordsError,
     VoteNotFoundError,
     ZslError,
+    shown_input,
 )
 from zsl.records import (
+    WATCH_ACTIONS,
     ClassDefinition,
+    ClassSetFile,
     GuildRecord,
     Vote,
+    Watch,
+    check_emoji,
     check_not_look_alike,
     has_broken_characters,
     name_skeleton,
@@ -636,6 +642,173 @@ class ZeroShotService:
     @staticmethod
     async def _run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- class-set files, class emoji and watched channels (issue 14) -------------------------
+
+    async def class_set(self, guild_id: int) -> ClassSetFile:
+        """The guild's classes and its own threshold (None: it uses the default), as an export
+        file holds them."""
+        snapshot = await self._snapshot(guild_id)
+        return ClassSetFile(snapshot.definitions, snapshot.threshold)
+
+    async def import_classes(
+        self, guild_id: int, class_set: ClassSetFile
+    ) -> tuple[ClassDefinition, ...]:
+        """Add every class of an export file, with its emoji and examples, after the guild's
+        classes, and its threshold unless None: all of it or, on any refusal, nothing.
+
+        Each class is checked as add_class, set_emoji and add_example check it, against the
+        guild's classes and the file's other classes, before anything is written.
+
+        Raises:
+            ClassFileError: a class of the file is refused (``cause`` says why), two share a
+                name, or the guild's classes and the file's would be too many (``cause``: a
+                ClassLimitError).
+            InvalidThresholdError: the threshold is outside [0, 1].
+            StoreError: nothing was changed.
+        """
+        threshold = class_set.threshold
+        if threshold is not None and not (math.isfinite(threshold) and 0 <= threshold <= 1):
+            raise InvalidThresholdError(threshold, DEFAULT_THRESHOLD)
+        cleaned = tuple(
+            self._file_class(number, cls) for number, cls in enumerate(class_set.classes, start=1)
+        )
+        for number, definition in enumerate(cleaned, start=1):
+            earlier = cleaned[: number - 1]
+            try:
+                if any(other.key == definition.key for other in earlier):
+                    raise DuplicateClassError(definition.name)
+                check_not_look_alike(definition.name, (other.name for other in earlier))
+            except DuplicateClassError as exc:
+                raise ClassFileError(
+                    f"Class {number} of the file ('{shown_input(definition.name)}') has the name "
+                    "of an earlier class of the file. Rename or remove one of them.",
+                    number=number,
+                    name=definition.name,
+                ) from exc
+        document = ClassSetFile(cleaned, threshold)
+        async with self._lock(guild_id):
+            built = await self._current(guild_id)
+            current = built.snapshot
+            for number, definition in enumerate(cleaned, start=1):
+                try:
+                    if current.find(definition.name) is not None:
+                        raise DuplicateClassError(definition.name)
+                    check_not_look_alike(definition.name, (d.name for d in current.definitions))
+                except DuplicateClassError as exc:
+                    raise self._file_error(number, definition.name, exc) from exc
+            limit = self.limits.classes_per_guild
+            if len(current.definitions) + len(cleaned) > limit:
+                raise ClassFileError.too_many(len(cleaned), len(current.definitions), limit)
+            updated = await self._run(self._import, self.encoder, current, document)
+            await self._write(
+                guild_id,
+                self.store.import_classes(
+                    guild_id,
+                    document,
+                    self.limits.classes_per_guild,
+                    self.limits.examples_per_class,
+                ),
+            )
+            self._swap(guild_id, updated, built)
+        log.info("guild %d: imported %d classes", guild_id, len(cleaned))
+        return cleaned
+
+    def _file_class(self, number: int, cls: ClassDefinition) -> ClassDefinition:
+        """A class of an export file cleaned as add_class, set_emoji and add_example clean it.
+
+        Raises:
+            ClassFileError: the class breaks one of their rules (``cause``: which).
+        """
+        try:
+            definition = validate_class(cls.name, cls.description, self.limits)
+            emoji = None if cls.emoji is None else check_emoji(cls.emoji)
+            examples: list[str] = []
+            for text in cls.examples:
+                self._check_text(text)
+                text = " ".join(text.split())
+                if text not in examples:
+                    examples.append(text)
+            if len(examples) > self.limits.examples_per_class:
+                raise ExampleLimitError(definition.name, self.limits.examples_per_class)
+        except ZslError as exc:
+            raise self._file_error(number, cls.name, exc) from exc
+        return replace(definition, examples=tuple(examples), emoji=emoji)
+
+    async def set_emoji(self, guild_id: int, name: str, emoji: str | None) -> ClassDefinition:
+        """Give a class the emoji a watched channel's messages of it get (None: no emoji).
+
+        Raises:
+            InvalidEmojiError: it is not one emoji.
+            ClassNotFoundError, StoreError: nothing was changed.
+        """
+        emoji = None if emoji is None else check_emoji(emoji)
+        async with self._lock(guild_id):
+            built = await self._current(guild_id)
+            old = built.snapshot.get(name)
+            definition = replace(old, emoji=emoji)
+            updated = await self._run(_replace, self.encoder, built.snapshot, old.name, definition)
+            await self._write(guild_id, self.store.set_class_emoji(guild_id, old.name, emoji))
+            self._swap(guild_id, updated, built)
+        return definition
+
+    async def watches(self, guild_id: int | None = None) -> list[Watch]:
+        """The watched channels of a guild, or (None) of every guild this process serves.
+
+        Raises:
+            StoreUnavailableError: the store did not answer in time.
+        """
+        if guild_id is not None:
+            self._check_served(guild_id)
+        return [w for w in await self.store.list_watches(guild_id) if self.serves(w.guild_id)]
+
+    async def watch(self, watch: Watch) -> None:
+        """Watch a channel, or replace its watch (a disabled one acts again unless
+        ``watch.disabled`` says otherwise).
+
+        Raises:
+            StoreError: nothing was changed.
+        """
+        if watch.action not in WATCH_ACTIONS:
+            raise ValueError(f"unknown watch action {watch.action!r}")
+        self._check_served(watch.guild_id)
+        await self.store.set_watch(watch)
+
+    async def unwatch(self, guild_id: int, channel_id: int) -> bool:
+        """Stop watching a channel; False if it was not watched.
+
+        Raises:
+            StoreError: nothing was changed.
+        """
+        self._check_served(guild_id)
+        return await self.store.delete_watch(guild_id, channel_id)
+
+    @staticmethod
+    def _file_error(number: int, name: str, cause: ZslError) -> ClassFileError:
+        return ClassFileError(
+            f"Class {number} of the file ('{shown_input(name)}'): {cause}",
+            number=number,
+            name=name,
+            cause=cause,
+        )
+
+    @staticmethod
+    def _import(encoder: Encoder, current: ClassSet, class_set: ClassSetFile) -> ClassSet:
+        """``current`` with the classes of an export file added (and its threshold, unless None).
+
+        Raises:
+            ClassFileError: the model knows no word of a class or of one of its examples.
+        """
+        for number, definition in enumerate(class_set.classes, start=1):
+            try:
+                for text in definition.examples:
+                    encoder.encode(text, what="example")
+                current = current.added(embed_class(encoder, definition))
+            except UnknownWordsError as exc:
+                raise ZeroShotService._file_error(number, definition.name, exc) from exc
+        if class_set.threshold is not None:
+            current = current.with_threshold(class_set.threshold)
+        return current
 
 
 def _retrieve(future: asyncio.Future[GuildRecord]) -> None:

@@ -156,7 +156,7 @@ class ZeroShotCog(commands.Cog):
     def _app_command(self, spec: table.Command) -> app_commands.Command[Any, ..., None]:
         """The slash command for one entry of the table: options, checks and the callback."""
 
-        async def callback(interaction: Interaction, /, **values: table.Value | None) -> None:
+        async def callback(interaction: Interaction, /, **values: Any) -> None:
             await self.run(spec, interaction, values)
 
         # discord.py reads the options from the callback's signature, as if it were written out.
@@ -184,7 +184,7 @@ class ZeroShotCog(commands.Cog):
         self,
         spec: table.Command,
         interaction: Interaction,
-        values: Mapping[str, table.Value | None],
+        values: Mapping[str, Any],
     ) -> None:
         """Run one command of the table and show its answer."""
         guild_id = self._guild_id(interaction)
@@ -193,7 +193,8 @@ class ZeroShotCog(commands.Cog):
         ephemeral = not spec.public or bool(values.get("private"))
         front = _DiscordFront(interaction, ephemeral)
         admin = interaction.permissions.manage_guild
-        call = table.Call(self.service, guild_id, values, admin, front)
+        values = {name: _value(value) for name, value in values.items()}
+        call = table.Call(self.service, guild_id, values, admin, front, self.settings)
         answer = await spec.run(call)
         await self.show(interaction, answer, ephemeral=ephemeral)
 
@@ -464,12 +465,21 @@ class _DiscordFront:
 def _parameter(option: table.Option) -> inspect.Parameter:
     """An option as the callback parameter discord.py would read from a written-out command."""
     annotation: Any = option.kind
-    if option.kind is not bool:
+    if option.kind is table.Upload:
+        annotation = discord.Attachment
+    elif option.kind is not bool:
         annotation = app_commands.Range[option.kind, option.low, option.high]
     default = inspect.Parameter.empty if option.required else option.default
     return inspect.Parameter(
         option.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
     )
+
+
+def _value(value: Any) -> table.Value | None:
+    """An option's value as the table takes it: an attachment becomes an Upload."""
+    if isinstance(value, discord.Attachment):
+        return table.Upload(value.filename, value.size, value.read)
+    return value  # type: ignore[no-any-return]  # discord.py checked it against the option
 
 
 async def answer_in_time(

@@ -16,6 +16,7 @@ import pytest_asyncio
 import zsl
 from bot import commands, messages, render
 from bot.console import Command, Console, UsageError, parse
+from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,6 +100,19 @@ async def console(tiny: zsl.WordVectors, db_url: str) -> AsyncIterator[Console]:
 
 
 class TestCommandsFromTheTable:
+    @pytest.mark.asyncio
+    async def test_an_import_larger_than_the_setting_is_refused_unread(
+        self, console: Console, tmp_path: Path
+    ) -> None:
+        large = tmp_path / "large.json"
+        large.write_text('{"classes": []}' + " " * 2048, encoding="utf-8")
+        console.settings = Settings(import_max_kb=2)
+
+        answer = await console.execute(f"/importclasses {large}")
+
+        assert answer == messages.import_too_large(2063, 2048)
+        assert "IMPORT_MAX_KB" in str(answer)
+
     @pytest.mark.asyncio
     async def test_a_yes_no_option_may_be_typed_as_its_name(self, console: Console) -> None:
         await console.execute("/threshold 0.7")
@@ -248,6 +262,47 @@ def test_export_prints_the_classes_as_json(tmp_path: Path) -> None:
     assert json.loads(document) == {
         "threshold": 0.7,
         "classes": [
-            {"name": "sports", "description": "football match", "examples": ["what a goal"]}
+            {
+                "name": "sports",
+                "description": "football match",
+                "emoji": None,
+                "examples": ["what a goal"],
+            }
         ],
     }
+
+
+def test_an_export_imports_whole_or_not_at_all(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    exported = run_console(
+        "/addclass sports football match team goal\n"
+        "/addexample sports what a goal\n"
+        "/addclass music song album band\n"
+        "/exportclasses\n",
+        source,
+    )
+    document = "\n".join(exported.stdout.splitlines()[5:-1])
+    (tmp_path / "classes.json").write_text(document, encoding="utf-8")
+
+    result = run_console(
+        "/addclass Music concert\n"
+        f"/importclasses {tmp_path / 'classes.json'}\n"
+        "/removeclass music\n"
+        f"/importclasses {tmp_path / 'classes.json'}\n"
+        f"/importclasses {tmp_path / 'missing.json'}\n"
+        "/exportclasses\n",
+        target,
+    )
+
+    out = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert out[3] == (
+        "Nothing was imported. Class 2 of the file ('music') is already a class of this server. "
+        "Remove it from the file, or remove the server's class with /removeclass, then import "
+        "again."
+    )
+    assert out[5] == messages.classes_imported(2, 2)
+    assert out[6] == messages.console_no_file(str(tmp_path / "missing.json"))
+    assert json.loads("\n".join(out[7:-1])) == json.loads(document)

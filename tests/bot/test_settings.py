@@ -59,6 +59,7 @@ def test_every_key_is_read() -> None:
         "ZSL_MAX_VOTES": "9",
         "FEEDBACK_MINUTES": "2.5",
         "VOTE_COOLDOWN_SECONDS": "7",
+        "IMPORT_MAX_KB": "64",
         "LOG_LEVEL": "debug",
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
@@ -80,6 +81,7 @@ def test_every_key_is_read() -> None:
         classify_cooldown_seconds=0.0,
         feedback_minutes=2.5,
         vote_cooldown_seconds=7.0,
+        import_max_kb=64,
         limits=zsl.Limits(
             name_length=20,
             description_length=80,

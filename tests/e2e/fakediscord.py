@@ -182,12 +182,15 @@ class FakeDiscord:
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.files: dict[str, bytes] = {}
+        """Attachments members handed to commands, by id (served as Discord's CDN would)."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{id}/{filename}", self._attachment)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -423,6 +426,27 @@ class FakeDiscord:
             "application_id": str(APPLICATION_ID),
         }
 
+    async def _attachment(self, request: web.Request) -> web.Response:
+        content = self.files.get(request.match_info["id"])
+        if content is None:
+            return web.Response(status=404)
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    def attach(self, filename: str, content: bytes) -> tuple[str, Json]:
+        """A file a member attaches to a command option: its id (the option's value) and the
+        attachment as Discord resolves it."""
+        attachment_id = str(self.next_id())
+        self.files[attachment_id] = content
+        url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+        return attachment_id, {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(content),
+            "url": url,
+            "proxy_url": url,
+            "content_type": "application/json",
+        }
+
     # -- gateway ----------------------------------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -500,10 +524,13 @@ class FakeDiscord:
         admin: bool = False,
         focused: str | None = None,
         target_message: Json | None = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         shard: int | None = None,
         wait: float = ANSWER_SECONDS,
     ) -> Exchange:
         """Send an INTERACTION_CREATE as a member would trigger it; wait for the bot's answer.
+
+        ``files``: attachment options, as option name -> (filename, content).
 
         ``focused`` makes it an autocomplete request for that option; ``target_message``
         makes it a message context menu invocation. It goes to the guild's shard, or to
@@ -518,7 +545,13 @@ class FakeDiscord:
             data["target_id"] = target_message["id"]
             data["resolved"] = {"messages": {target_message["id"]: target_message}}
         else:
-            data["options"] = self._options(command, options or {}, focused)
+            options = dict(options or {})
+            resolved: dict[str, Json] = {}
+            for name, (filename, content) in (files or {}).items():
+                options[name], resolved[options[name]] = self.attach(filename, content)
+            data["options"] = self._options(command, options, focused)
+            if resolved:
+                data["resolved"] = {"attachments": resolved}
         return await self._send(
             4 if focused else 2,
             data,

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 import zsl
+from bot import messages
 from tests.e2e.conftest import ADMIN, BotProcess, add_class
 from tests.e2e.fakediscord import (
     APPLICATION_ID,
@@ -84,6 +85,7 @@ class TestLoginAndSync:
             "votes",
             "help",
             "exportclasses",
+            "importclasses",
         }
 
     async def test_synced_commands_obey_discord_limits(
@@ -453,13 +455,61 @@ class TestAdminFlow:
         assert json.loads(document["content"]) == {
             "threshold": 0.7,
             "classes": [
-                {"name": "sports", "description": "football match", "examples": ["what a goal"]},
-                {"name": "@everyone *news*", "description": "report", "examples": []},
+                {
+                    "name": "sports",
+                    "description": "football match",
+                    "emoji": None,
+                    "examples": ["what a goal"],
+                },
+                {
+                    "name": "@everyone *news*",
+                    "description": "report",
+                    "emoji": None,
+                    "examples": [],
+                },
             ],
         }
         assert "2 classes" in exported.text
         assert "Manage Server" in refused.text
         assert "files" not in refused.message
+
+    async def test_import_reads_the_attached_export_whole_or_not_at_all(
+        self, fake: FakeDiscord, bot: BotProcess
+    ) -> None:
+        source, target = fake.next_id(), fake.next_id()
+        await add_class(fake, source, "sports", "football match")
+        await add_class(fake, source, "music", "song album")
+        exported = await fake.interact("exportclasses", guild_id=source, user_id=ADMIN, admin=True)
+        document = exported.message["files"][0]["content"].encode()
+        await add_class(fake, target, "Music", "band")
+
+        def importing(content: bytes, **kwargs: Any) -> Any:
+            return fake.interact(
+                "importclasses",
+                files={"file": ("classes.json", content)},
+                guild_id=target,
+                user_id=kwargs.get("user_id", ADMIN),
+                admin=kwargs.get("admin", True),
+            )
+
+        duplicate = await importing(document)
+        not_json = await importing(b"\xff\xfe not text")
+        member = await importing(document, user_id=new_user(), admin=False)
+        await fake.interact(
+            "removeclass", {"name": "music"}, guild_id=target, user_id=ADMIN, admin=True
+        )
+        imported = await importing(document)
+        listed = await fake.interact("classes", guild_id=target, user_id=ADMIN, admin=True)
+
+        assert duplicate.ephemeral
+        assert duplicate.text.startswith("Nothing was imported. Class 2 of the file ('music')")
+        assert not_json.text == messages.IMPORT_NOT_TEXT
+        assert "Manage Server" in member.text
+        assert imported.text == "Imported 2 classes. This server now has 2 classes."
+        assert [line.split()[0] for line in listed.text.splitlines()[1:3]] == [
+            "**sports**:",
+            "**music**:",
+        ]
 
 
 BUTTON, SELECT = 2, 3

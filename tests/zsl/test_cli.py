@@ -430,3 +430,29 @@ def test_class_files_with_a_byte_order_mark_are_read(
     names = [p["name"] for p in json.loads(result.stdout)["predictions"]]
     assert names == ["sports", "music"]  # the comment line is not a class "\ufeff# my classes"
     assert read_class_file(path) == list(CLASSES.items())
+
+
+def test_classify_reads_the_bots_export_with_its_examples_and_threshold(
+    glove: WordVectors, tmp_path: Path
+) -> None:
+    export = {
+        "threshold": 0.99,
+        "classes": [
+            {"name": "sports", "description": "football", "emoji": "\u26bd", "examples": []},
+            {"name": "music", "description": "song album", "emoji": None, "examples": []},
+        ],
+    }
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps(export), encoding="utf-8")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"classes": [{"name": "a", "emoji": "x"}]}), encoding="utf-8")
+
+    result = _zsl("classify", "--classes", str(path), "--json", "What a goal in the match!")
+    refused = _zsl("classify", "--classes", str(broken), "What a goal!")
+
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["predictions"][0]["name"] == "sports"
+    assert answer["abstained"] is True  # the file's threshold of 99% was kept
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("zsl: Class 1 of the file ('a'): 'x' is not one emoji.")

@@ -17,7 +17,7 @@ from zsl.errors import (
     DuplicateClassError,
     ExampleLimitError,
 )
-from zsl.records import ClassDefinition, GuildRecord, Vote
+from zsl.records import ClassDefinition, GuildRecord, Vote, Watch
 from zsl.store import open_store, redact_url
 from zsl.store.sql import SCHEMA_VERSION
 
@@ -69,6 +69,7 @@ SCHEMA_COLUMNS = [
     ("classes", "description", "TEXT", "text"),
     ("classes", "position", "INTEGER", "integer"),
     ("classes", "updated_at", "REAL", "double precision"),
+    ("classes", "emoji", "TEXT", "text"),
     ("examples", "guild_id", "INTEGER", "bigint"),
     ("examples", "name_key", "TEXT", "text"),
     ("examples", "position", "INTEGER", "integer"),
@@ -88,6 +89,12 @@ SCHEMA_COLUMNS = [
     ("votes", "suggested", "TEXT", "text"),
     ("votes", "created_at", "REAL", "double precision"),
     ("votes", "result", "TEXT", "text"),
+    ("watches", "guild_id", "INTEGER", "bigint"),
+    ("watches", "channel_id", "INTEGER", "bigint"),
+    ("watches", "action", "TEXT", "text"),
+    ("watches", "log_channel_id", "INTEGER", "bigint"),
+    ("watches", "disabled", "TEXT", "text"),
+    ("watches", "created_at", "REAL", "double precision"),
 ]
 SCHEMA_INDEXES = ["votes_by_guild", "votes_one_per_member"]
 
@@ -113,7 +120,7 @@ async def test_a_new_sqlite_registry_has_the_columns_of_existing_ones(tmp_path: 
         db.close()
 
     assert columns == [(table, column, lite) for table, column, lite, _ in SCHEMA_COLUMNS]
-    assert without_rowid == [("classes",), ("examples",)]
+    assert without_rowid == [("classes",), ("examples",), ("watches",)]
     assert [r[0] for r in indexes] == SCHEMA_INDEXES
 
 
@@ -560,3 +567,64 @@ async def test_bulk_insert_with_a_name_twice_in_a_guild_stores_nothing(store_url
 
     assert set(state) == {1}
     assert state[1].classes == (SPORTS,)
+
+
+async def test_version_4_database_gets_emoji_and_watches_and_keeps_its_classes(
+    tmp_path: Path,
+) -> None:
+    from zsl.store.sqlite import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.sqlite3")
+    for script in MIGRATIONS[:4]:
+        db.executescript(script)
+    db.execute("INSERT INTO classes VALUES (1, 'sports', 'sports', 'football match', 0, 0.0)")
+    db.execute("PRAGMA user_version = 4")
+    db.commit()
+    db.close()
+
+    store = await open_store(f"sqlite:///{tmp_path}/old.sqlite3")
+    await store.set_class_emoji(1, "Sports", "\u26bd")
+    await store.set_watch(Watch(1, 10, "react"))
+    state = await store.load_all()
+    watches = await store.list_watches()
+    await store.close()
+
+    assert state[1].classes == (ClassDefinition("sports", "football match", (), "\u26bd"),)
+    assert watches == [Watch(1, 10, "react")]
+
+
+async def test_watches_are_kept_per_guild_replaced_and_removed(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.set_watch(Watch(1, 10, "react"))
+    await store.set_watch(Watch(1, 11, "log", 12))
+    await store.set_watch(Watch(2, 20, "log", 21))
+    await store.set_watch(Watch(1, 10, "react", disabled="Add Reactions"))
+    disabled = await store.list_watches(1)
+    await store.set_watch(Watch(1, 10, "log", 12))  # set again: acts again
+    removed = await store.delete_watch(1, 11)
+    removed_twice = await store.delete_watch(1, 11)
+    await store.close()
+    reopened = await open_store(store_url)
+    everything = await reopened.list_watches()
+    await reopened.close()
+
+    assert disabled == [Watch(1, 10, "react", None, "Add Reactions"), Watch(1, 11, "log", 12)]
+    assert (removed, removed_twice) == (True, False)
+    assert everything == [Watch(1, 10, "log", 12), Watch(2, 20, "log", 21)]
+
+
+async def test_a_class_emoji_is_kept_and_a_missing_class_refused(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.insert_class(1, ClassDefinition("bug", "crash error", (), "\U0001f41b"), 100)
+    await store.insert_class(1, MUSIC, 100)
+    await store.set_class_emoji(1, "music", "\U0001f3b5")
+    await store.replace_class(1, "bug", ClassDefinition("bugs", "crash"))  # keeps its emoji
+    with pytest.raises(ClassNotFoundError):
+        await store.set_class_emoji(1, "nothing", "\U0001f41b")
+    state = await store.load_guild(1)
+    await store.close()
+
+    assert [(c.name, c.emoji) for c in state.classes] == [
+        ("bugs", "\U0001f41b"),
+        ("music", "\U0001f3b5"),
+    ]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
 from zsl.errors import StoreUnavailableError
-from zsl.records import ClassDefinition, GuildRecord, Vote
+from zsl.records import ClassDefinition, ClassSetFile, GuildRecord, Vote, Watch
 
 
 class Store(Protocol):
@@ -93,6 +93,34 @@ class Store(Protocol):
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
         """Set the guild's abstain threshold; ``None`` restores the default."""
+        ...
+
+    async def import_classes(
+        self, guild_id: int, class_set: ClassSetFile, max_classes: int, max_examples: int
+    ) -> None:
+        """Add every class of ``class_set`` (with its emoji and examples, after the guild's
+        classes) and its threshold unless None, in one transaction: all or nothing.
+
+        Raises ClassFileError (a class of the file is taken, looks like another, or has too
+        many examples, or the classes would not fit: ``cause`` holds DuplicateClassError,
+        ExampleLimitError or ClassLimitError), StoreError.
+        """
+        ...
+
+    async def set_class_emoji(self, guild_id: int, name: str, emoji: str | None) -> None:
+        """Give a class its emoji (None: none). Raises ClassNotFoundError, StoreError."""
+        ...
+
+    async def set_watch(self, watch: Watch) -> None:
+        """Watch a channel, or change (and enable again) the watch it has."""
+        ...
+
+    async def delete_watch(self, guild_id: int, channel_id: int) -> bool:
+        """Stop watching a channel; False if it was not watched."""
+        ...
+
+    async def list_watches(self, guild_id: int | None = None) -> list[Watch]:
+        """The watches of a guild, or of every guild (None), oldest first."""
         ...
 
     async def get_meta(self, key: str) -> str | None:

@@ -17,17 +17,21 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
 from zsl.errors import (
+    ClassFileError,
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
     ExampleLimitError,
     InvalidClassError,
     StoreError,
+    shown_input,
 )
 from zsl.records import (
     ClassDefinition,
+    ClassSetFile,
     GuildRecord,
     Vote,
+    Watch,
     check_not_look_alike,
     has_broken_characters,
     name_key,
@@ -110,6 +114,20 @@ _MIGRATIONS: tuple[str, ...] = (
         guild_id {big_integer} PRIMARY KEY,
         version  {big_integer} NOT NULL
     );
+    """,
+    # A class's optional emoji, and the watched channels: what the bot does on its own with
+    # each new message there ("react" or "log"); ``disabled`` says why a watch stopped.
+    """
+    ALTER TABLE classes ADD COLUMN emoji TEXT;
+    CREATE TABLE watches (
+        guild_id       {big_integer} NOT NULL,
+        channel_id     {big_integer} NOT NULL,
+        action         TEXT NOT NULL,
+        log_channel_id {big_integer},
+        disabled       TEXT,
+        created_at     {real} NOT NULL,
+        PRIMARY KEY (guild_id, channel_id)
+    ){keyed_table};
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -286,14 +304,110 @@ class SQLStore(ABC):
             check_not_look_alike(cls.name, (row[0] for row in names))
             if count >= max_classes:
                 raise ClassLimitError(max_classes)
-            await db.execute(
-                "INSERT INTO classes (guild_id, name_key, name, description, position, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                *(guild_id, cls.key, cls.name, cls.description, last + 1, time.time()),
-            )
+            await _insert(db, guild_id, cls, last + 1)
             await _changed(db, guild_id)
 
         await self.transact("written", insert)
+
+    async def import_classes(
+        self, guild_id: int, class_set: ClassSetFile, max_classes: int, max_examples: int
+    ) -> None:
+        for cls in class_set.classes:
+            check_storable(cls)
+
+        async def insert(db: Db) -> None:
+            # The rules of insert_class and add_example for every class of the file, under the
+            # guild's lock; any refusal rolls the whole file back.
+            await db.lock_guild(guild_id)
+            ((count, last),) = await db.fetch(
+                "SELECT count(*), coalesce(max(position), -1) FROM classes WHERE guild_id = ?",
+                guild_id,
+            )
+            names = [
+                row[0]
+                for row in await db.fetch("SELECT name FROM classes WHERE guild_id = ?", guild_id)
+            ]
+            for number, cls in enumerate(class_set.classes, start=1):
+                try:
+                    if await _exists(db, guild_id, cls.key):
+                        raise DuplicateClassError(cls.name)
+                    check_not_look_alike(cls.name, names)
+                    if len(cls.examples) > max_examples:
+                        raise ExampleLimitError(cls.name, max_examples)
+                except (DuplicateClassError, ExampleLimitError) as exc:
+                    raise ClassFileError(
+                        f"Class {number} of the file ('{shown_input(cls.name)}'): {exc}",
+                        number=number,
+                        name=cls.name,
+                        cause=exc,
+                    ) from exc
+                names.append(cls.name)
+            if count + len(class_set.classes) > max_classes:
+                raise ClassFileError.too_many(len(class_set.classes), count, max_classes)
+            for position, cls in enumerate(class_set.classes, start=last + 1):
+                await _insert(db, guild_id, cls, position)
+                for number, text in enumerate(cls.examples):
+                    await db.execute(
+                        "INSERT INTO examples (guild_id, name_key, position, text, added_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        *(guild_id, cls.key, number, text, time.time()),
+                    )
+            if class_set.threshold is not None:
+                await _set_threshold(db, guild_id, class_set.threshold)
+            await _changed(db, guild_id)
+
+        await self.transact("written", insert)
+
+    async def set_class_emoji(self, guild_id: int, name: str, emoji: str | None) -> None:
+        async def write(db: Db) -> None:
+            found = await db.execute(
+                "UPDATE classes SET emoji = ?, updated_at = ? WHERE guild_id = ? AND name_key = ?",
+                *(emoji, time.time(), guild_id, name_key(name)),
+            )
+            if not found:
+                raise ClassNotFoundError(name)
+            await _changed(db, guild_id)
+
+        await self.transact("written", write)
+
+    async def set_watch(self, watch: Watch) -> None:
+        async def write(db: Db) -> None:
+            # Setting a watch again replaces it, and enables it again.
+            await db.execute(
+                "INSERT INTO watches"
+                " (guild_id, channel_id, action, log_channel_id, disabled, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, channel_id) DO UPDATE SET action = excluded.action,"
+                " log_channel_id = excluded.log_channel_id, disabled = excluded.disabled",
+                *(watch.guild_id, watch.channel_id, watch.action, watch.log_channel_id),
+                *(watch.disabled, time.time()),
+            )
+
+        await self.transact("written", write)
+
+    async def delete_watch(self, guild_id: int, channel_id: int) -> bool:
+        async def delete(db: Db) -> bool:
+            gone = await db.execute(
+                "DELETE FROM watches WHERE guild_id = ? AND channel_id = ?", guild_id, channel_id
+            )
+            return bool(gone)
+
+        return await self.transact("written", delete)
+
+    async def list_watches(self, guild_id: int | None = None) -> list[Watch]:
+        async def read(db: Db) -> list[Watch]:
+            where, args = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+            rows = await db.fetch(
+                "SELECT guild_id, channel_id, action, log_channel_id, disabled FROM watches"
+                f" {where} ORDER BY guild_id, created_at, channel_id",
+                *args,
+            )
+            optional_id, optional_text = (int, type(None)), (str, type(None))
+            return [
+                Watch(*row) for row in _as_stored(rows, int, int, str, optional_id, optional_text)
+            ]
+
+        return await self.transact("read", read)
 
     async def replace_class(self, guild_id: int, old_name: str, cls: ClassDefinition) -> None:
         check_storable(cls)
@@ -418,11 +532,7 @@ class SQLStore(ABC):
 
     async def set_threshold(self, guild_id: int, threshold: float | None) -> None:
         async def write(db: Db) -> None:
-            await db.execute(
-                "INSERT INTO guild_settings (guild_id, threshold) VALUES (?, ?)"
-                " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
-                *(guild_id, threshold),
-            )
+            await _set_threshold(db, guild_id, threshold)
             await _changed(db, guild_id)
 
         await self.transact("written", write)
@@ -443,6 +553,23 @@ class SQLStore(ABC):
             )
 
         await self.transact("written", write)
+
+
+async def _insert(db: Db, guild_id: int, cls: ClassDefinition, position: int) -> None:
+    await db.execute(
+        "INSERT INTO classes"
+        " (guild_id, name_key, name, description, emoji, position, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        *(guild_id, cls.key, cls.name, cls.description, cls.emoji, position, time.time()),
+    )
+
+
+async def _set_threshold(db: Db, guild_id: int, threshold: float | None) -> None:
+    await db.execute(
+        "INSERT INTO guild_settings (guild_id, threshold) VALUES (?, ?)"
+        " ON CONFLICT (guild_id) DO UPDATE SET threshold = excluded.threshold",
+        *(guild_id, threshold),
+    )
 
 
 async def _changed(db: Db, guild_id: int) -> None:
@@ -505,16 +632,16 @@ async def _load(db: Db, guild_ids: Sequence[int] | None) -> dict[int, GuildRecor
     ):
         examples.setdefault((guild, key), []).append(text)
     classes: dict[int, list[ClassDefinition]] = {}
-    for guild, key, name, description in _as_stored(
+    for guild, key, name, description, emoji in _as_stored(
         await db.fetch(
-            f"SELECT guild_id, name_key, name, description FROM classes {where}"
+            f"SELECT guild_id, name_key, name, description, emoji FROM classes {where}"
             " ORDER BY guild_id, position",
             *args,
         ),
-        *(int, str, str, str),
+        *(int, str, str, str, (str, type(None))),
     ):
         found = tuple(examples.get((guild, key), ()))
-        classes.setdefault(guild, []).append(ClassDefinition(name, description, found))
+        classes.setdefault(guild, []).append(ClassDefinition(name, description, found, emoji))
     thresholds = {
         guild: threshold
         for guild, threshold in _as_stored(
