@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import struct
+import threading
 import unicodedata
+import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -11,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from zsl.embedding import Encoded, Encoder, Matrix
+from zsl.embedding import Background, Encoded, Encoder, Matrix
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -127,8 +133,23 @@ class ClassVector:
     """Words added to a class defined by its name alone (its nearest words in the model)."""
 
 
-def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
+@dataclass(frozen=True, slots=True)
+class ClassCalibration:
+    """A class's three numbers from ordinary text: the costly part of embedding a class (each of
+    its words against every background document), and all that a rebuild needs to keep."""
+
+    vector: Calibration
+    words: Calibration
+    combined_std: float
+
+
+def embed_class(
+    encoder: Encoder, definition: ClassDefinition, calibrations: CalibrationCache | None = None
+) -> ClassVector:
     """Turn a definition (its name and description read as one text) into a class vector.
+
+    With ``calibrations``, a class calibrated before (same definition, same model) takes its
+    calibration from there instead of computing it again: the same numbers, so the same class.
 
     Raises:
         UnknownWordsError: neither the name nor the description has a known word.
@@ -149,8 +170,31 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         vector, word_vectors, weights = _learn(
             examples, vector, word_vectors, weights, described=bool(definition.description)
         )
-    background = encoder.background
     word_weights = weights / weights.sum()
+    calibration = calibrations.get(definition) if calibrations is not None else None
+    if calibration is None:
+        calibration = _calibrate(encoder.background, vector, word_vectors, word_weights)
+        if calibrations is not None:
+            calibrations.put(definition, calibration)
+    return ClassVector(
+        definition=definition,
+        vector=vector,
+        word_vectors=word_vectors,
+        word_weights=word_weights,
+        vector_calibration=calibration.vector,
+        words_calibration=calibration.words,
+        combined_std=calibration.combined_std,
+        unknown_words=tuple(dict.fromkeys(unknown)),
+        related_words=related,
+    )
+
+
+def _calibrate(
+    background: Background,
+    vector: npt.NDArray[np.float32],
+    word_vectors: Matrix,
+    word_weights: npt.NDArray[np.float32],
+) -> ClassCalibration:
     vector_scores = background.vectors @ vector
     word_scores = background.best_matches(word_vectors) @ word_weights
     vector_calibration = Calibration.of(vector_scores)
@@ -159,17 +203,88 @@ def embed_class(encoder: Encoder, definition: ClassDefinition) -> ClassVector:
         0.5 * (vector_scores - vector_calibration.mean) / vector_calibration.std
         + 0.5 * (word_scores - words_calibration.mean) / words_calibration.std
     )
-    return ClassVector(
-        definition=definition,
-        vector=vector,
-        word_vectors=word_vectors,
-        word_weights=word_weights,
-        vector_calibration=vector_calibration,
-        words_calibration=words_calibration,
-        combined_std=float(max(combined.std(), 1e-6)),
-        unknown_words=tuple(dict.fromkeys(unknown)),
-        related_words=related,
+    return ClassCalibration(vector_calibration, words_calibration, float(max(combined.std(), 1e-6)))
+
+
+CALIBRATION_ENTRY_BYTES = 256
+"""What one class's entry costs in a CalibrationCache (its key, its five numbers, the dict's
+slot and links): measured with tracemalloc, rounded up (tests/zsl/test_guild_cache.py)."""
+_NUMBERS = struct.Struct("<5d")  # exact: a Python float is a double
+
+
+class CalibrationCache:
+    """Calibrations of classes embedded before, least recently used out first, within a budget
+    in bytes: a guild read again after its eviction is then embedded without the background
+    pass, about a tenth of the work, for a few hundred bytes a class.
+
+    Entries are keyed by the model's identity (its name, shape and a fingerprint of its rows),
+    the encoder's settings and the definition's name, description and examples, so a changed
+    class or another model never meets a stale calibration. Safe to share between threads.
+    """
+
+    def __init__(self, encoder: Encoder, budget: int) -> None:
+        self.budget = budget
+        self._model = model_identity(encoder)
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._entries) * CALIBRATION_ENTRY_BYTES
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, definition: ClassDefinition) -> ClassCalibration | None:
+        key = self._key(definition)
+        with self._lock:
+            packed = self._entries.get(key)
+            if packed is None:
+                return None
+            self._entries.move_to_end(key)
+        vector_mean, vector_std, words_mean, words_std, combined_std = _NUMBERS.unpack(packed)
+        return ClassCalibration(
+            Calibration(vector_mean, vector_std), Calibration(words_mean, words_std), combined_std
+        )
+
+    def put(self, definition: ClassDefinition, calibration: ClassCalibration) -> None:
+        packed = _NUMBERS.pack(
+            calibration.vector.mean,
+            calibration.vector.std,
+            calibration.words.mean,
+            calibration.words.std,
+            calibration.combined_std,
+        )
+        key = self._key(definition)
+        with self._lock:
+            self._entries[key] = packed
+            self._entries.move_to_end(key)
+            while self._entries and len(self._entries) * CALIBRATION_ENTRY_BYTES > self.budget:
+                self._entries.popitem(last=False)
+
+    def _key(self, definition: ClassDefinition) -> bytes:
+        # JSON: unambiguous where the parts meet, and ASCII whatever characters they hold.
+        text = json.dumps([definition.name, definition.description, definition.examples])
+        return hashlib.blake2b(text.encode(), digest_size=16, key=self._model).digest()
+
+
+def model_identity(encoder: Encoder) -> bytes:
+    """A short digest of what decides a class's calibration besides its definition: the
+    model's name, shape and a fingerprint of its rows and counts, and the encoder's settings.
+    Cheap: a few dozen rows are read, not the whole (memory-mapped) table."""
+    vectors = encoder.vectors
+    matrix = np.asarray(vectors.vectors)
+    sample = matrix[:: max(1, len(matrix) // 64)]
+    fingerprint = zlib.crc32(sample.tobytes())
+    # A quantised model's row factors and a model's counts change what its rows mean too.
+    for extra in (getattr(vectors, "scales", None), vectors.counts):
+        if extra is not None:
+            extra = np.asarray(extra)
+            fingerprint = zlib.crc32(extra[:: max(1, len(extra) // 64)].tobytes(), fingerprint)
+    text = json.dumps(
+        [vectors.name, list(matrix.shape), str(matrix.dtype), fingerprint, repr(encoder.config)]
     )
+    return hashlib.blake2b(text.encode(), digest_size=32).digest()
 
 
 EXAMPLE_WORDS = 10

@@ -94,7 +94,9 @@ class Background:
     def best_matches(self, words: Matrix) -> Matrix:
         """For every document and every given unit word vector: the best cosine in the document."""
         similarity = self.word_vectors @ words.T  # distinct words x given words
-        result: Matrix = np.maximum.reduceat(similarity[self.tokens], self.starts, axis=0)
+        # np.take: the same rows as similarity[self.tokens], gathered about twice as fast.
+        tokens = np.take(similarity, self.tokens, axis=0)
+        result: Matrix = np.maximum.reduceat(tokens, self.starts, axis=0)
         return result
 
 

@@ -24,7 +24,14 @@ from typing import ParamSpec, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-from zsl.classes import ClassSet, ClassVector, Limits, embed_class, validate_class
+from zsl.classes import (
+    CalibrationCache,
+    ClassSet,
+    ClassVector,
+    Limits,
+    embed_class,
+    validate_class,
+)
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank, rank_encoded
 from zsl.embedding import Encoded, Encoder, EncoderConfig
 from zsl.errors import (
@@ -65,6 +72,10 @@ T = TypeVar("T")
 MAX_TOP_K = 25
 DEFAULT_GUILD_CACHE_BYTES = 256 * 1024 * 1024
 """Built guilds kept in memory: about 8,000 guilds of 20 classes with a 50-dimension model."""
+DEFAULT_CALIBRATION_CACHE_BYTES = 64 * 1024 * 1024
+"""Calibrations of classes embedded before: about 260,000 classes (13,000 guilds of 20),
+whatever the model's dimension. An evicted guild whose calibrations are still here is rebuilt
+from its stored definitions at about a tenth of the cost of embedding it anew."""
 GUILD_ENTRY_BYTES = 1024
 """What one cached guild costs besides its arrays (its definitions, the cache's entry): a flat
 estimate, so that even guilds with no classes count against the budget."""
@@ -80,6 +91,10 @@ class CacheInfo:
     guilds: int
     bytes: int
     budget: int
+    calibrations: int = 0
+    """Classes whose calibration is kept (the second tier: for rebuilding evicted guilds)."""
+    calibration_bytes: int = 0
+    calibration_budget: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,7 @@ class ZeroShotService:
         scoring: ScoringConfig | None = None,
         owns: Callable[[int], bool] | None = None,
         cache_bytes: int = DEFAULT_GUILD_CACHE_BYTES,
+        calibration_bytes: int = DEFAULT_CALIBRATION_CACHE_BYTES,
     ) -> None:
         self.encoder = encoder
         self.store = store
@@ -132,6 +148,7 @@ class ZeroShotService:
         self._budget = cache_bytes
         self._built: OrderedDict[int, _Built] = OrderedDict()  # least recently used first
         self._built_bytes = 0
+        self._calibrations = CalibrationCache(encoder, calibration_bytes)
         # A guild's lock and how many tasks hold or wait for it: dropped when none does, so
         # guilds used once leave nothing behind.
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
@@ -153,12 +170,14 @@ class ZeroShotService:
         store_timeout: float = DEFAULT_STORE_TIMEOUT,
         owns: Callable[[int], bool] | None = None,
         cache_bytes: int = DEFAULT_GUILD_CACHE_BYTES,
+        calibration_bytes: int = DEFAULT_CALIBRATION_CACHE_BYTES,
     ) -> ZeroShotService:
         """Open the registry at ``database_url`` (default: SQLite in ``data/zsl.sqlite3``).
 
         No guild is read here: each is read and embedded on its first use. ``owns(guild_id)``
         says whether this process serves a guild (None: every guild); a guild it does not serve
-        is refused and never read. Built guilds take at most about ``cache_bytes`` of memory.
+        is refused and never read. Built guilds take at most about ``cache_bytes`` of memory;
+        the calibrations kept to rebuild evicted guilds cheaply, at most ``calibration_bytes``.
         Each store call gives up after ``store_timeout`` seconds with StoreUnavailableError.
 
         Raises:
@@ -168,7 +187,13 @@ class ZeroShotService:
         await asyncio.to_thread(name_skeleton, "warm")  # reads Unicode's confusables once
         store = await open_store(database_url, call_timeout=store_timeout)
         service = cls(
-            encoder, store, limits=limits, scoring=scoring, owns=owns, cache_bytes=cache_bytes
+            encoder,
+            store,
+            limits=limits,
+            scoring=scoring,
+            owns=owns,
+            cache_bytes=cache_bytes,
+            calibration_bytes=calibration_bytes,
         )
         try:
             # Other processes sharing the registry announce their writes; reload what changed.
@@ -221,8 +246,17 @@ class ZeroShotService:
         return self._owns is None or self._owns(guild_id)
 
     def cache_info(self) -> CacheInfo:
-        """How many built guilds are in memory, their bytes, and the budget."""
-        return CacheInfo(len(self._built), self._built_bytes, self._budget)
+        """How many built guilds are in memory, their bytes, and the budget; the same for the
+        calibrations kept to rebuild evicted guilds."""
+        calibrations = self._calibrations
+        return CacheInfo(
+            len(self._built),
+            self._built_bytes,
+            self._budget,
+            len(calibrations),
+            calibrations.nbytes,
+            calibrations.budget,
+        )
 
     async def meta(self, key: str) -> str | None:
         """A value kept for the caller across restarts (e.g. a command-sync hash), or None.
@@ -300,7 +334,7 @@ class ZeroShotService:
             built = await self._current(guild_id)
             current = built.snapshot
             current.check_can_add(definition, self.limits)
-            updated = await self._run(_add, self.encoder, current, definition)
+            updated = await self._run(_add, self.encoder, current, definition, self._calibrations)
             await self._write(
                 guild_id,
                 self.store.insert_class(guild_id, definition, self.limits.classes_per_guild),
@@ -341,7 +375,9 @@ class ZeroShotService:
             if definition.key != old.key:  # a look-alike of its own old name is fine
                 others = (d.name for d in current.definitions if d.key != old.key)
                 check_not_look_alike(definition.name, others)
-            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            updated = await self._run(
+                _replace, self.encoder, current, old.name, definition, self._calibrations
+            )
             await self._write(guild_id, self.store.replace_class(guild_id, old.name, definition))
             self._swap(guild_id, updated, built)
         log.info("guild %d: edited class %r -> %r", guild_id, old.name, definition.name)
@@ -381,7 +417,9 @@ class ZeroShotService:
             if len(old.examples) >= self.limits.examples_per_class:
                 raise ExampleLimitError(old.name, self.limits.examples_per_class)
             definition = replace(old, examples=(*old.examples, text))
-            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            updated = await self._run(
+                _replace, self.encoder, current, old.name, definition, self._calibrations
+            )
             await self._write(
                 guild_id,
                 self.store.add_example(guild_id, old.name, text, self.limits.examples_per_class),
@@ -404,7 +442,9 @@ class ZeroShotService:
                 raise ExampleNotFoundError(old.name, number, len(old.examples))
             text = old.examples[number - 1]
             definition = replace(old, examples=tuple(e for e in old.examples if e != text))
-            updated = await self._run(_replace, self.encoder, current, old.name, definition)
+            updated = await self._run(
+                _replace, self.encoder, current, old.name, definition, self._calibrations
+            )
             await self._write(guild_id, self.store.remove_example(guild_id, old.name, text))
             self._swap(guild_id, updated, built)
         return text
@@ -488,7 +528,9 @@ class ZeroShotService:
                 if _same_classes(snapshot, record):
                     snapshot = snapshot.with_threshold(record.threshold)
                 else:
-                    snapshot = await self._run(_build, self.encoder, guild_id, record, snapshot)
+                    snapshot = await self._run(
+                        _build, self.encoder, guild_id, record, snapshot, self._calibrations
+                    )
                 self._put(guild_id, _Built(snapshot, record.version))
             return
         versions = await self.store.versions(list(self._built))
@@ -574,7 +616,12 @@ class ZeroShotService:
         built = self._built.get(guild_id)
         if built is None:
             record = await self._read(guild_id)
-            built = _Built(await self._run(_build, self.encoder, guild_id, record), record.version)
+            built = _Built(
+                await self._run(
+                    _build, self.encoder, guild_id, record, ClassSet.EMPTY, self._calibrations
+                ),
+                record.version,
+            )
             self._put(guild_id, built)
         else:
             self._built.move_to_end(guild_id)
@@ -856,14 +903,23 @@ def _rank_alone(
         return exc
 
 
-def _add(encoder: Encoder, current: ClassSet, definition: ClassDefinition) -> ClassSet:
-    return current.added(embed_class(encoder, definition))
+def _add(
+    encoder: Encoder,
+    current: ClassSet,
+    definition: ClassDefinition,
+    calibrations: CalibrationCache | None = None,
+) -> ClassSet:
+    return current.added(embed_class(encoder, definition, calibrations))
 
 
 def _replace(
-    encoder: Encoder, current: ClassSet, old_name: str, definition: ClassDefinition
+    encoder: Encoder,
+    current: ClassSet,
+    old_name: str,
+    definition: ClassDefinition,
+    calibrations: CalibrationCache | None = None,
 ) -> ClassSet:
-    return current.replaced(old_name, embed_class(encoder, definition))
+    return current.replaced(old_name, embed_class(encoder, definition, calibrations))
 
 
 def _same_classes(snapshot: ClassSet, record: GuildRecord) -> bool:
@@ -873,9 +929,14 @@ def _same_classes(snapshot: ClassSet, record: GuildRecord) -> bool:
 
 
 def _build(
-    encoder: Encoder, guild_id: int, record: GuildRecord, previous: ClassSet = ClassSet.EMPTY
+    encoder: Encoder,
+    guild_id: int,
+    record: GuildRecord,
+    previous: ClassSet = ClassSet.EMPTY,
+    calibrations: CalibrationCache | None = None,
 ) -> ClassSet:
-    """The guild's snapshot; classes that ``previous`` already holds unchanged are reused."""
+    """The guild's snapshot; classes that ``previous`` already holds unchanged are reused,
+    and those calibrated before take their calibration from ``calibrations``."""
     reusable = {c.definition: c for c in previous.classes}
     vectors: list[ClassVector] = []
     dormant: list[ClassDefinition] = []
@@ -884,7 +945,7 @@ def _build(
             vectors.append(reusable[definition])
             continue
         try:
-            vectors.append(embed_class(encoder, definition))
+            vectors.append(embed_class(encoder, definition, calibrations))
         except UnknownWordsError:
             # Possible after a model change. The class stays, untouched, and comes back under
             # a model that knows its words.

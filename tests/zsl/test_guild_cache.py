@@ -5,13 +5,25 @@ the store is only watched (a spy counts what it is asked to read), never replace
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import zsl
+import zsl.service
+from tests.conftest import make_vectors
 from zsl import ClassDefinition, GuildNotServedError, WordVectors, ZeroShotService
+from zsl.classes import (
+    CALIBRATION_ENTRY_BYTES,
+    Calibration,
+    CalibrationCache,
+    ClassCalibration,
+    embed_class,
+    model_identity,
+)
+from zsl.embedding import Background, Encoder, EncoderConfig
 from zsl.store import Store, open_store
 
 pytestmark = pytest.mark.asyncio
@@ -308,9 +320,9 @@ async def test_after_a_reconnect_only_the_changed_guilds_are_read(
         embedded: list[str] = []
         real_embed = zsl.service.embed_class
 
-        def spy(encoder: Any, definition: ClassDefinition) -> Any:
+        def spy(encoder: Any, definition: ClassDefinition, *rest: Any) -> Any:
             embedded.append(definition.name)
-            return real_embed(encoder, definition)
+            return real_embed(encoder, definition, *rest)
 
         monkeypatch.setattr(zsl.service, "embed_class", spy)
         await service.reload()  # what the store calls after a reconnect
@@ -341,3 +353,96 @@ async def _write_silently(url: str) -> None:
             )
     finally:
         await db.close()
+
+
+class TestKeptCalibrations:
+    """An evicted guild is rebuilt without its costly part, each class's calibration against
+    ordinary text: that is kept, a few hundred bytes a class, keyed by the model and the
+    definition, and the rebuilt guild is bit for bit the guild a fresh process embeds."""
+
+    async def test_a_guild_rebuilt_from_kept_calibrations_ranks_exactly_as_a_fresh_one(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await fill(db_url, range(1, 4))
+        async with await ZeroShotService.open(glove, db_url) as writer:
+            await writer.add_class(1, "weather")  # a bare name: its nearest words fill it out
+            await writer.add_example(1, "music", "a great new single from the band")
+        texts = [*TEXTS, "rain and snow tomorrow", "the single is out"]
+        async with await ZeroShotService.open(glove, db_url) as fresh:
+            expected = [await fresh.classify(g, t, top_k=5) for t in texts for g in (1, 2, 3)]
+
+        calibrated: list[int] = []
+        real = Background.best_matches
+
+        def counted(self: Background, words: Any) -> Any:
+            calibrated.append(len(words))
+            return real(self, words)
+
+        async with await ZeroShotService.open(glove, db_url, cache_bytes=1) as tiny:
+            first = [await tiny.classify(g, t, top_k=5) for t in texts for g in (1, 2, 3)]
+            monkeypatch.setattr(Background, "best_matches", counted)
+            reads = spy_reads(tiny.store)
+            rebuilt = [await tiny.classify(g, t, top_k=5) for t in texts for g in (1, 2, 3)]
+            info = tiny.cache_info()
+
+        def exactly(result: zsl.Classification) -> list[tuple[str, float, float]]:
+            return [(p.name, p.score, p.confidence) for p in result.predictions]
+
+        assert len(reads) == 3 * len(texts)  # evicted and read again for every text
+        assert calibrated == []  # no class was calibrated again
+        assert [exactly(r) for r in rebuilt] == [exactly(r) for r in expected]
+        assert [exactly(r) for r in first] == [exactly(r) for r in expected]
+        assert [r.abstained for r in rebuilt] == [r.abstained for r in expected]
+        # Guilds 2 and 3 hold the same three definitions as guild 1 held: kept once.
+        assert info.calibrations == 5
+        assert info.calibration_bytes == 5 * CALIBRATION_ENTRY_BYTES
+        assert info.calibration_budget == zsl.service.DEFAULT_CALIBRATION_CACHE_BYTES
+
+    async def test_a_changed_class_or_another_model_never_meets_a_kept_calibration(
+        self, tiny: WordVectors
+    ) -> None:
+        encoder = Encoder(tiny)
+        cache = CalibrationCache(encoder, 1 << 20)
+        sports = ClassDefinition("sports", "football goal")
+        kept = embed_class(encoder, sports, cache)
+        variants = [
+            ClassDefinition("sports", "football goal match"),
+            ClassDefinition("Sports", "football goal"),
+            ClassDefinition("sports", "football goal", examples=("a goal",)),
+        ]
+        other_rows = make_vectors(
+            {w: tuple(1.5 * x for x in tiny.vectors[i]) for w, i in tiny.key_to_index.items()}
+        )
+
+        assert cache.get(sports) == ClassCalibration(
+            kept.vector_calibration, kept.words_calibration, kept.combined_std
+        )
+        assert [cache.get(v) for v in variants] == [None] * 3
+        assert len(cache) == 1
+        identity = model_identity(encoder)
+        assert model_identity(Encoder(tiny)) == identity  # the same model: the same key
+        assert model_identity(Encoder(other_rows)) != identity  # same name and shape
+        assert model_identity(Encoder(tiny, EncoderConfig(seed=1))) != identity
+
+    async def test_kept_calibrations_stay_within_their_budget_measured_in_bytes(
+        self, tiny: WordVectors
+    ) -> None:
+        encoder = Encoder(tiny)
+        numbers = ClassCalibration(Calibration(0.1, 0.2), Calibration(0.3, 0.4), 0.5)
+        small = CalibrationCache(encoder, 10 * CALIBRATION_ENTRY_BYTES + 100)
+        for i in range(25):
+            small.put(ClassDefinition(f"class {i}", "football"), numbers)
+        big = CalibrationCache(encoder, 1 << 30)
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for i in range(5000):
+            big.put(ClassDefinition(f"class {i}", "football"), numbers)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        measured = sum(d.size_diff for d in after.compare_to(before, "filename")) / 5000
+
+        assert len(small) == 10
+        assert small.nbytes == 10 * CALIBRATION_ENTRY_BYTES <= small.budget
+        assert small.get(ClassDefinition("class 14", "football")) is None  # oldest out first
+        assert small.get(ClassDefinition("class 15", "football")) == numbers
+        assert measured <= CALIBRATION_ENTRY_BYTES

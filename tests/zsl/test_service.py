@@ -683,9 +683,9 @@ class TestLazyBuilding:
         embedded: list[str] = []
         real_embed = zsl.service.embed_class
 
-        def spy(encoder: Any, definition: ClassDefinition) -> Any:
+        def spy(encoder: Any, definition: ClassDefinition, *rest: Any) -> Any:
             embedded.append(definition.name)
-            return real_embed(encoder, definition)
+            return real_embed(encoder, definition, *rest)
 
         async with await _service(glove, db_url) as service:
             await service.classify(1, "What a goal!")
