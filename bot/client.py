@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 SYNC_META_PREFIX = "command_sync:"
 
 
-def intents() -> discord.Intents:
-    """Only what slash commands and context menus need: no privileged intent at all."""
+def intents(message_content: bool = False) -> discord.Intents:
+    """What slash commands and context menus need, no privileged intent at all; with
+    ``message_content`` (MESSAGE_CONTENT_INTENT) also new messages and their text, for watched
+    channels."""
+    if message_content:
+        return discord.Intents(guilds=True, guild_messages=True, message_content=True)
     return discord.Intents(guilds=True)
 
 
@@ -48,7 +52,7 @@ class ZeroShotBot(commands.AutoShardedBot):
             # Without the message content intent prefix commands cannot work; mentions only.
             command_prefix=commands.when_mentioned,
             help_command=None,
-            intents=intents(),
+            intents=intents(settings.message_content_intent),
             allowed_mentions=discord.AllowedMentions.none(),
             **sharding,
         )

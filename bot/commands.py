@@ -15,11 +15,13 @@ from typing import Any, Protocol, TypeVar
 import zsl
 from bot import messages
 from bot.settings import Settings
+from bot.watching import Watcher
 
 MAX_TEXT = 4000  # Discord's own cap on a text option; the configured limit is checked by the core
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_TOP = 10
+MAX_EMOJI = 64  # a server emoji <a:name:id> with a 32-character name, or a long Unicode sequence
 
 T = TypeVar("T")
 
@@ -34,8 +36,15 @@ class Upload:
     read: Callable[[], Awaitable[bytes]]
 
 
-Value = str | int | float | bool | Upload
-V = TypeVar("V", str, int, float, bool, Upload)
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel of the server picked in an option (Discord only)."""
+
+    id: int
+
+
+Value = str | int | float | bool | Upload | Channel
+V = TypeVar("V", str, int, float, bool, Upload, Channel)
 
 
 class RefusalError(Exception):
@@ -61,6 +70,25 @@ class Front(Protocol):
         """The result of ``work``, acknowledging meanwhile if it takes long."""
         ...
 
+    @property
+    def channel_id(self) -> int:
+        """The channel the command runs in."""
+        ...
+
+    @property
+    def reads_messages(self) -> bool:
+        """Whether the bot gets members' messages to act on (Discord: the intent is on)."""
+        ...
+
+    def lacks(self, channel_id: int, permissions: tuple[str, ...]) -> tuple[str, ...]:
+        """Which of ``permissions`` (discord.Permissions names) the bot lacks in a channel,
+        as far as the front can tell."""
+        ...
+
+    def channel(self, channel_id: int) -> str:
+        """How a channel is named in an answer."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -72,6 +100,7 @@ class Call:
     admin: bool
     front: Front
     settings: Settings = field(default_factory=Settings)
+    watcher: Watcher | None = None
 
     def get(self, name: str, kind: type[V]) -> V | None:
         """The option's value, or None when it was left out."""
@@ -139,6 +168,13 @@ class File:
 
 Answer = Said | Classified | ClassList | Examples | Votes | Help | File
 
+REACT_NEEDS = ("view_channel", "add_reactions", "read_message_history")
+"""What the bot needs in a watched channel to react to its messages."""
+WATCHED_NEEDS = ("view_channel",)
+"""What the bot needs in a watched channel whose lines go to a log channel."""
+LOG_NEEDS = ("view_channel", "send_messages")
+"""What the bot needs in a log channel to write to it."""
+
 
 # -- the table's shape ----------------------------------------------------------------------------
 
@@ -146,7 +182,7 @@ Answer = Said | Classified | ClassList | Examples | Votes | Help | File
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
-    kind: type[str] | type[int] | type[float] | type[bool] | type[Upload]
+    kind: type[str] | type[int] | type[float] | type[bool] | type[Upload] | type[Channel]
     description: str
     required: bool = False
     default: Value | None = None
@@ -155,6 +191,8 @@ class Option:
     high: int | float | None = None
     class_name: bool = False
     """Autocompletes the server's class names."""
+    choices: tuple[str, ...] = ()
+    """The only values Discord offers (strings)."""
     console: bool = True
     """The console offers it too (it has no "private" answers)."""
 
@@ -202,8 +240,13 @@ async def _help(call: Call) -> Answer:
 
 async def _add_class(call: Call) -> Answer:
     name, description = call.need("name", str), call.get("description", str) or ""
+    emoji = call.get("emoji", str)
+    if emoji is not None:
+        zsl.check_emoji(emoji)  # refused before the class is added
     await call.front.defer()
     definition = await call.service.add_class(call.guild_id, name, description)
+    if emoji is not None:
+        definition = await call.service.set_emoji(call.guild_id, definition.name, emoji)
     count = len(await call.service.classes(call.guild_id))
     return Said(messages.class_added(call.front.show(definition.name, 200), count))
 
@@ -211,13 +254,26 @@ async def _add_class(call: Call) -> Answer:
 async def _edit_class(call: Call) -> Answer:
     name = call.need("name", str)
     new_name, description = call.get("new_name", str), call.get("description", str)
-    if new_name is None and description is None:
+    emoji = call.get("emoji", str)
+    if new_name is None and description is None and emoji is None:
         raise RefusalError(messages.EDIT_NOTHING)
-    old_name = (await call.front.in_time(call.service.get_class(call.guild_id, name))).name
+    old = await call.front.in_time(call.service.get_class(call.guild_id, name))
+    old_name = old.name
+    if emoji is not None and emoji.strip() not in messages.NO_EMOJI_WORDS:
+        zsl.check_emoji(emoji)  # refused before anything changes
     await call.front.defer()
-    definition = await call.service.edit_class(
-        call.guild_id, name, new_name=new_name, description=description
-    )
+    definition = old
+    if new_name is not None or description is not None:
+        definition = await call.service.edit_class(
+            call.guild_id, name, new_name=new_name, description=description
+        )
+    # The emoji is set on its own: given, it changes (a "none" removes it); left out, the
+    # class keeps the one it had.
+    if emoji is not None:
+        chosen = None if emoji.strip() in messages.NO_EMOJI_WORDS else emoji
+        definition = await call.service.set_emoji(call.guild_id, definition.name, chosen)
+    elif old.emoji is not None and definition.emoji != old.emoji:
+        definition = await call.service.set_emoji(call.guild_id, definition.name, old.emoji)
     show = call.front.show
     return Said(
         messages.class_edited(
@@ -308,6 +364,65 @@ async def _import_classes(call: Call) -> Answer:
     return Said(messages.classes_imported(len(added), count))
 
 
+def _watcher(call: Call) -> Watcher:
+    if call.watcher is None or not call.front.reads_messages:
+        raise RefusalError(messages.INTENT_OFF)
+    return call.watcher
+
+
+async def _watch(call: Call) -> Answer:
+    watcher = _watcher(call)
+    action = call.need("action", str)
+    chosen = call.get("channel", Channel)
+    channel_id = call.front.channel_id if chosen is None else chosen.id
+    show = call.front.channel
+    if action == "off":
+        await call.front.defer()
+        if not await watcher.unwatch(call.guild_id, channel_id):
+            raise RefusalError(messages.not_watched(show(channel_id)))
+        return Said(messages.watch_off(show(channel_id)))
+    if action not in zsl.WATCH_ACTIONS:
+        raise RefusalError(messages.UNKNOWN_ACTION)
+    # Where log lines go (the channel /watch was typed in unless one is given), and for a
+    # react watch where a note goes should it have to stop.
+    log_choice = call.get("log_channel", Channel)
+    log_channel = None if log_choice is None else log_choice.id
+    if action == "log" and log_channel is None:
+        log_channel = call.front.channel_id
+    needs = REACT_NEEDS if action == "react" else WATCHED_NEEDS
+    missing = [(channel_id, need) for need in call.front.lacks(channel_id, needs)]
+    if log_channel is not None:
+        missing += [(log_channel, need) for need in call.front.lacks(log_channel, LOG_NEEDS)]
+    if missing:
+        raise RefusalError(messages.watch_lacks([(show(c), need) for c, need in missing]))
+    definitions = await call.front.in_time(call.service.classes(call.guild_id))
+    await call.front.defer()
+    await watcher.watch(zsl.Watch(call.guild_id, channel_id, action, log_channel))
+    no_emoji = [d.name for d in definitions if d.emoji is None] if action == "react" else []
+    shown = [call.front.show(name, 100) for name in no_emoji]
+    logged = None if log_channel is None else show(log_channel)
+    return Said(messages.watch_set(show(channel_id), action, logged, shown))
+
+
+async def _watches(call: Call) -> Answer:
+    watcher = _watcher(call)
+    watches = watcher.watches(call.guild_id)
+    if not watches:
+        return Said(messages.NO_WATCHES)
+    show = call.front.channel
+    return Said(
+        "\n".join(
+            messages.watch_line(
+                show(w.channel_id),
+                w.action,
+                None if w.log_channel_id is None else show(w.log_channel_id),
+                w.disabled,
+            )
+            for w in watches
+        )
+    )
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 
@@ -352,6 +467,7 @@ COMMANDS: tuple[Command, ...] = (
                 low=1,
                 high=MAX_DESCRIPTION,
             ),
+            Option("emoji", str, messages.ADD_EMOJI, low=1, high=MAX_EMOJI),
         ),
         admin=True,
         words=("name",),
@@ -365,6 +481,7 @@ COMMANDS: tuple[Command, ...] = (
             _class_name(messages.EDIT_NAME),
             Option("new_name", str, messages.EDIT_NEW_NAME, low=1, high=MAX_NAME),
             Option("description", str, messages.EDIT_NEW_DESCRIPTION, low=1, high=MAX_DESCRIPTION),
+            Option("emoji", str, messages.EDIT_EMOJI, low=1, high=MAX_EMOJI),
         ),
         admin=True,
         words=("name",),
@@ -445,6 +562,25 @@ COMMANDS: tuple[Command, ...] = (
         admin=True,
         rest="file",
     ),
+    Command(
+        "watch",
+        messages.WATCH_DESCRIPTION,
+        _watch,
+        (
+            Option(
+                "action",
+                str,
+                messages.WATCH_ACTION,
+                required=True,
+                choices=(*zsl.WATCH_ACTIONS, "off"),
+            ),
+            Option("channel", Channel, messages.WATCH_CHANNEL, console=False),
+            Option("log_channel", Channel, messages.WATCH_LOG_CHANNEL, console=False),
+        ),
+        admin=True,
+        rest="action",
+    ),
+    Command("watches", messages.WATCHES_DESCRIPTION, _watches, admin=True),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 

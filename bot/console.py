@@ -26,11 +26,14 @@ from typing import Any, TextIO, TypeVar
 import zsl
 from bot import commands, messages, render
 from bot.settings import Settings
+from bot.watching import Watcher
 
 log = logging.getLogger(__name__)
 
 CONSOLE_GUILD_ID = 0
 """The console's classes live under this guild id, apart from every real server."""
+CONSOLE_CHANNEL_ID = 0
+"""The console's lines, as the one channel /watch can watch there."""
 
 QUIT = object()
 T = TypeVar("T")
@@ -183,10 +186,20 @@ _NO = ("no", "false", "off", "0")
 
 
 class _ConsoleFront:
-    """The console shows text as it is and answers when the work is done."""
+    """The console shows text as it is and answers when the work is done. Its lines are one
+    channel, which /watch watches: the person at the console reads them anyway."""
+
+    channel_id = CONSOLE_CHANNEL_ID
+    reads_messages = True
 
     def show(self, text: str, limit: int) -> str:
         return text
+
+    def lacks(self, channel_id: int, permissions: tuple[str, ...]) -> tuple[str, ...]:
+        return ()
+
+    def channel(self, channel_id: int) -> str:
+        return messages.CONSOLE_CHANNEL
 
     async def defer(self) -> None:
         return None
@@ -207,6 +220,7 @@ class Console:
         self.service = service
         self.guild_id = guild_id
         self.settings = settings or Settings()
+        self.watcher = Watcher(service, self.settings.auto_actions_per_minute)
 
     async def execute(self, line: str) -> str | object:
         """The answer to one line, or ``QUIT``. Expected failures come back as their sentence."""
@@ -218,11 +232,16 @@ class Console:
             values = _values(spec, command.options)
             # The person at the console runs the bot: they may use every command.
             front = _ConsoleFront()
-            call = commands.Call(self.service, self.guild_id, values, True, front, self.settings)
+            call = commands.Call(
+                self.service, self.guild_id, values, True, front, self.settings, self.watcher
+            )
             try:
                 answer = await spec.run(call)
             except commands.MissingOptionError:
                 raise UsageError(messages.console_usage(commands.usage(spec))) from None
+            if not line.lstrip().startswith("/"):  # a line as a message of the watched channel
+                watched = await self._watched(line.strip())
+                return _text(answer) + ("" if watched is None else "\n" + watched)
             return _text(answer)
         except (UsageError, commands.RefusalError, zsl.ZslError) as exc:
             return messages.error_text(exc) if isinstance(exc, zsl.ZslError) else str(exc)
@@ -230,6 +249,18 @@ class Console:
             incident = secrets.token_hex(4)
             log.exception("incident %s: console command %r failed", incident, line)
             return messages.unexpected_error(incident)
+
+    async def _watched(self, text: str) -> str | None:
+        """What a watch of the console's lines does with ``text``, as a line."""
+        watch = self.watcher.active(CONSOLE_CHANNEL_ID)
+        if watch is None or watch.guild_id != self.guild_id:
+            return None
+        action = await self.watcher.decide(watch, text)
+        if action is None:
+            return None
+        if watch.action == "react":
+            return messages.console_watch_react(action.emoji, action.class_name)
+        return messages.console_watch_log(action.class_name, action.confidence)
 
 
 def _text(answer: commands.Answer) -> str:
@@ -258,6 +289,7 @@ def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO
     Reading happens outside the event loop, so Ctrl+C at the prompt simply ends the console.
     """
     interactive = stdin.isatty()
+    runner.run(console.watcher.load())
     count = len(runner.run(console.service.classes(console.guild_id)))
     start = messages.console_ready(count) if count else messages.CONSOLE_START
     print(messages.CONSOLE_BANNER, start, sep="\n", file=stdout, flush=True)

@@ -43,6 +43,13 @@ REMOVE_EXAMPLE_NUMBER = "The example's number in /examples."
 VOTES_DESCRIPTION = "Review members' feedback on results (newest first)."
 VOTES_DISMISS = "Forget the vote with this number once you have dealt with it."
 EXPORT_DESCRIPTION = "Download this server's classes as a JSON file."
+ADD_EMOJI = "An emoji for the class: watched channels' messages of it get it as a reaction."
+EDIT_EMOJI = "Its new emoji (none removes it; leave out to keep it)."
+WATCH_DESCRIPTION = "Sort a channel's new messages by class: a reaction or a log line."
+WATCH_ACTION = "react: the class's emoji on the message; log: a line in the log channel; off: stop."
+WATCH_CHANNEL = "The channel to watch (default: this one)."
+WATCH_LOG_CHANNEL = "Where log lines go (default: this channel)."
+WATCHES_DESCRIPTION = "List the watched channels and what the bot does there."
 IMPORT_DESCRIPTION = "Add the classes of a file from /exportclasses: all of them or none."
 IMPORT_FILE = "A JSON file made by /exportclasses (here or on another server)."
 HELP_DESCRIPTION = "Show what this bot can do and how to use it."
@@ -66,7 +73,9 @@ MISSING_PERMISSION = (
 NO_MESSAGE_TEXT = (
     "That message has no text to classify (only attachments or embeds). Pick one with text."
 )
-EDIT_NOTHING = "Tell me what to change: give a new name, a new description, or both."
+EDIT_NOTHING = "Tell me what to change: give a new name, a new description or an emoji."
+NO_EMOJI_WORDS = ("none", "off", "-")
+"""What /editclass emoji: takes for "no emoji"."""
 THRESHOLD_BOTH = "Give a value or reset, not both."
 
 
@@ -236,6 +245,95 @@ HELP_MEMBER_NOTES = (
 )
 HELP_ADMIN_TITLE = "**For members with Manage Server**"
 HELP_ADMIN_NOTE = "Your **Right** / **Wrong** under a result teaches the class at once."
+
+
+# -- watched channels ------------------------------------------------------------------------------
+
+INTENT_OFF = (
+    "Watching channels needs Discord's Message Content intent, which is off for this bot. The "
+    "bot's operator can turn it on under Bot > Privileged Gateway Intents at "
+    "https://discord.com/developers/applications, set MESSAGE_CONTENT_INTENT=true and restart "
+    "the bot."
+)
+UNKNOWN_ACTION = "The action must be react, log or off."
+NO_WATCHES = "No channel is watched. Start with /watch action: react (or log)."
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "add_reactions": "Add Reactions",
+    "read_message_history": "Read Message History",
+    "send_messages": "Send Messages",
+}
+
+
+def _permissions(needs: list[str]) -> str:
+    return ", ".join(PERMISSION_NAMES.get(need, need) for need in needs)
+
+
+def watch_lacks(missing: list[tuple[str, str]]) -> str:
+    """The refusal of /watch when the bot lacks permissions: (channel, permission) pairs."""
+    by_channel: dict[str, list[str]] = {}
+    for channel, need in missing:
+        by_channel.setdefault(channel, []).append(need)
+    parts = [f"{_permissions(needs)} in {channel}" for channel, needs in by_channel.items()]
+    return (
+        f"I cannot do that yet: I am missing {'; '.join(parts)}. Give me those permissions in the "
+        "channel's settings (Edit Channel > Permissions), then run /watch again."
+    )
+
+
+def watch_set(channel: str, action: str, log_channel: str | None, no_emoji: list[str]) -> str:
+    if action == "log":
+        done = (
+            f"From now on each new message in {channel} that fits a class gets a line in "
+            f"{log_channel}."
+        )
+    else:
+        done = (
+            f"From now on each new message in {channel} that fits a class gets the class's "
+            "emoji as a reaction."
+        )
+    if no_emoji:
+        names = ", ".join(f'"{name}"' for name in no_emoji[:10])
+        done += f" These classes have no emoji yet: {names}. Give them one with /editclass emoji:."
+    return done
+
+
+def watch_off(channel: str) -> str:
+    return f"{channel} is no longer watched."
+
+
+def not_watched(channel: str) -> str:
+    return f"{channel} is not watched. /watches lists the watched channels."
+
+
+def watch_line(channel: str, action: str, log_channel: str | None, disabled: str | None) -> str:
+    what = f"log lines in {log_channel}" if action == "log" else "reactions"
+    line = f"{channel}: {what}"
+    if disabled is not None:
+        line += f" (stopped: I lost {disabled}; fix it, then run /watch again)"
+    return line
+
+
+def watch_log_line(class_name: str, confidence: float, channel: str, link: str) -> str:
+    return f"**{class_name}** {_percent(confidence)} in {channel}: {link}"
+
+
+def watch_disabled_note(channel: str, missing: str) -> str:
+    return (
+        f"I stopped watching {channel}: I no longer have {missing} there. Give it back in the "
+        "channel's settings, then run /watch again."
+    )
+
+
+def console_watch_react(emoji: str | None, class_name: str) -> str:
+    return f"[watch] reacts {emoji}" if emoji else f"[watch] {class_name} has no emoji: no reaction"
+
+
+def console_watch_log(class_name: str, confidence: float) -> str:
+    return f"[watch] log: **{class_name}** {_percent(confidence)}"
+
+
+CONSOLE_CHANNEL = "the console"
 
 
 # -- /exportclasses -------------------------------------------------------------------------------

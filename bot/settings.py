@@ -28,6 +28,8 @@ DEFAULT_FEEDBACK_MINUTES = 15.0
 DEFAULT_VOTE_COOLDOWN_SECONDS = 10.0
 DEFAULT_IMPORT_MAX_KB = 256  # a full export of 100 classes x 20 examples is about 150 KB
 MAX_IMPORT_KB = 25 * 1024  # Discord's own cap on an attachment of a bot without boosts
+DEFAULT_AUTO_ACTIONS_PER_MINUTE = 30
+MAX_AUTO_ACTIONS_PER_MINUTE = 6_000  # 100 a second: past what one server's channels carry
 # Upper bounds of the numeric settings. Past them a value is a typo, not a wish: it would only
 # overflow the database's integers or ask Discord for more than it takes.
 MAX_CLASSES = 10_000
@@ -62,6 +64,8 @@ KEYS = (
     "FEEDBACK_MINUTES",
     "VOTE_COOLDOWN_SECONDS",
     "IMPORT_MAX_KB",
+    "MESSAGE_CONTENT_INTENT",
+    "AUTO_ACTIONS_PER_MINUTE",
     "LOG_LEVEL",
     "DISCORD_API_BASE",
     "DISCORD_GATEWAY_URL",
@@ -90,6 +94,8 @@ class Settings:
     feedback_minutes: float = DEFAULT_FEEDBACK_MINUTES
     vote_cooldown_seconds: float = DEFAULT_VOTE_COOLDOWN_SECONDS
     import_max_kb: int = DEFAULT_IMPORT_MAX_KB
+    message_content_intent: bool = False
+    auto_actions_per_minute: int = DEFAULT_AUTO_ACTIONS_PER_MINUTE
     limits: zsl.Limits = field(default_factory=zsl.Limits)
     log_level: str = "INFO"
     api_base: str | None = None
@@ -167,6 +173,13 @@ class Settings:
             import_max_kb=_get(
                 values, "IMPORT_MAX_KB", _count(MAX_IMPORT_KB), DEFAULT_IMPORT_MAX_KB
             ),
+            message_content_intent=_get(values, "MESSAGE_CONTENT_INTENT", _flag, False),
+            auto_actions_per_minute=_get(
+                values,
+                "AUTO_ACTIONS_PER_MINUTE",
+                _count(MAX_AUTO_ACTIONS_PER_MINUTE),
+                DEFAULT_AUTO_ACTIONS_PER_MINUTE,
+            ),
             limits=limits,
             log_level=log_level,
             api_base=_get(values, "DISCORD_API_BASE", _http_url, None),
@@ -224,6 +237,13 @@ def _count(maximum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _flag(raw: str) -> bool:
+    word = raw.lower()
+    if word not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        raise ValueError("true or false")
+    return word in ("true", "yes", "on", "1")
 
 
 def _snowflake(raw: str) -> int:

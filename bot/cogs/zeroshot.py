@@ -27,7 +27,9 @@ from discord.ext import commands
 import zsl
 from bot import commands as table
 from bot import messages, render
+from bot.cogs.auto import AutoCog, lacking
 from bot.settings import Settings, ShardGuilds
+from bot.watching import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,12 @@ class ZeroShotCog(commands.Cog):
         service: zsl.ZeroShotService,
         settings: Settings,
         served: ShardGuilds | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
         self.served = served
+        self.watcher = watcher
         self.cooldown = Cooldown(settings.classify_cooldown_seconds)
         self.vote_cooldown = Cooldown(settings.vote_cooldown_seconds)
         # What a result's feedback controls need, by result id, in memory only: keeping every
@@ -171,6 +175,13 @@ class ZeroShotCog(commands.Cog):
             app_commands.default_permissions(manage_guild=True)(callback)
             app_commands.checks.has_permissions(manage_guild=True)(callback)
         app_commands.describe(**{o.name: o.description for o in spec.options})(callback)
+        choices = {
+            o.name: [app_commands.Choice(name=c, value=c) for c in o.choices]
+            for o in spec.options
+            if o.choices
+        }
+        if choices:
+            app_commands.choices(**choices)(callback)
         completed = {o.name: self.class_name_autocomplete for o in spec.options if o.class_name}
         if completed:
             app_commands.autocomplete(**completed)(callback)
@@ -191,10 +202,10 @@ class ZeroShotCog(commands.Cog):
         if spec.cooldown:
             self._check_cooldown(interaction)
         ephemeral = not spec.public or bool(values.get("private"))
-        front = _DiscordFront(interaction, ephemeral)
+        front = _DiscordFront(interaction, ephemeral, self.settings.message_content_intent)
         admin = interaction.permissions.manage_guild
         values = {name: _value(value) for name, value in values.items()}
-        call = table.Call(self.service, guild_id, values, admin, front, self.settings)
+        call = table.Call(self.service, guild_id, values, admin, front, self.settings, self.watcher)
         answer = await spec.run(call)
         await self.show(interaction, answer, ephemeral=ephemeral)
 
@@ -447,9 +458,24 @@ class WrongSelect(
 class _DiscordFront:
     """What a command of the table may ask of one interaction."""
 
-    def __init__(self, interaction: Interaction, ephemeral: bool) -> None:
+    def __init__(self, interaction: Interaction, ephemeral: bool, reads: bool = False) -> None:
         self.interaction = interaction
         self.ephemeral = ephemeral
+        self.reads = reads
+
+    @property
+    def channel_id(self) -> int:
+        return self.interaction.channel_id or 0
+
+    @property
+    def reads_messages(self) -> bool:
+        return self.reads
+
+    def lacks(self, channel_id: int, permissions: tuple[str, ...]) -> tuple[str, ...]:
+        return lacking(self.interaction.guild, channel_id, permissions)
+
+    def channel(self, channel_id: int) -> str:
+        return f"<#{channel_id}>"  # shown as the channel's name, and never a ping
 
     def show(self, text: str, limit: int) -> str:
         return render.shown(text, limit)
@@ -467,7 +493,9 @@ def _parameter(option: table.Option) -> inspect.Parameter:
     annotation: Any = option.kind
     if option.kind is table.Upload:
         annotation = discord.Attachment
-    elif option.kind is not bool:
+    elif option.kind is table.Channel:
+        annotation = discord.TextChannel
+    elif option.kind is not bool and (option.low is not None or option.high is not None):
         annotation = app_commands.Range[option.kind, option.low, option.high]
     default = inspect.Parameter.empty if option.required else option.default
     return inspect.Parameter(
@@ -479,6 +507,8 @@ def _value(value: Any) -> table.Value | None:
     """An option's value as the table takes it: an attachment becomes an Upload."""
     if isinstance(value, discord.Attachment):
         return table.Upload(value.filename, value.size, value.read)
+    if isinstance(value, discord.abc.GuildChannel):
+        return table.Channel(value.id)
     return value  # type: ignore[no-any-return]  # discord.py checked it against the option
 
 
@@ -557,8 +587,12 @@ async def setup(
 ) -> ZeroShotCog:
     """Wire the cog and its context menu into ``bot``; ``served``: the guilds of this
     process's shards (None: all)."""
-    cog = ZeroShotCog(service, settings, served)
+    watcher = Watcher(service, settings.auto_actions_per_minute)
+    await watcher.load()
+    cog = ZeroShotCog(service, settings, served, watcher)
     await bot.add_cog(cog)
+    if settings.message_content_intent:  # without it, no message reaches the bot
+        await bot.add_cog(AutoCog(watcher))
     for command in cog.slash_commands.values():
         bot.tree.add_command(command)
     bot.tree.add_command(cog.context_menu)

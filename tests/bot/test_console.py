@@ -99,6 +99,63 @@ async def console(tiny: zsl.WordVectors, db_url: str) -> AsyncIterator[Console]:
     await service.close()
 
 
+class TestWatchingConsoleLines:
+    @pytest.mark.asyncio
+    async def test_a_watched_console_line_shows_the_reaction_it_would_get(
+        self, console: Console
+    ) -> None:
+        await console.execute("/addclass sports football goal team emoji: \u26bd")
+        await console.execute("/addclass music song album band")
+
+        unwatched = await console.execute("football goal")
+        watching = await console.execute("/watch react")
+        reacted = await console.execute("football goal")
+        renamed = await console.execute("/editclass sports new_name: soccer")
+        still = await console.execute("the team scored a goal")
+        no_emoji = await console.execute("a song from the album")
+        listed = await console.execute("/watches")
+        stopped = await console.execute("/watch off")
+        after = await console.execute("football goal")
+
+        assert "[watch]" not in str(unwatched)
+        assert str(watching).startswith(
+            f"From now on each new message in {messages.CONSOLE_CHANNEL}"
+        )
+        assert str(reacted).endswith("\n[watch] reacts \u26bd")
+        assert 'Renamed the class "sports" to "soccer"' in str(renamed)
+        assert str(still).endswith("\n[watch] reacts \u26bd")  # the rename kept the emoji
+        assert str(no_emoji).endswith("\n" + messages.console_watch_react(None, "music"))
+        assert listed == f"{messages.CONSOLE_CHANNEL}: reactions"
+        assert stopped == messages.watch_off(messages.CONSOLE_CHANNEL)
+        assert "[watch]" not in str(after)
+
+    @pytest.mark.asyncio
+    async def test_a_class_with_a_bad_emoji_is_not_added(self, console: Console) -> None:
+        refused = await console.execute("/addclass music song album emoji: loud")
+        listed = await console.execute("/classes")
+
+        assert refused == str(zsl.InvalidEmojiError("loud"))
+        assert listed == messages.NO_CLASSES
+
+    @pytest.mark.asyncio
+    async def test_the_log_action_prints_the_line_and_the_limit_holds(
+        self, console: Console
+    ) -> None:
+        console.watcher.limit.per_minute = 2
+        await console.execute("/addclass sports football goal team")
+        await console.execute("/watch log")
+
+        lines = [await console.execute("football goal") for _ in range(4)]
+
+        logged = [str(line).splitlines()[-1] for line in lines]
+        assert [line.startswith("[watch] log: **sports**") for line in logged] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+
+
 class TestCommandsFromTheTable:
     @pytest.mark.asyncio
     async def test_an_import_larger_than_the_setting_is_refused_unread(

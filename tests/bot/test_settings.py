@@ -60,6 +60,8 @@ def test_every_key_is_read() -> None:
         "FEEDBACK_MINUTES": "2.5",
         "VOTE_COOLDOWN_SECONDS": "7",
         "IMPORT_MAX_KB": "64",
+        "MESSAGE_CONTENT_INTENT": "True",
+        "AUTO_ACTIONS_PER_MINUTE": "12",
         "LOG_LEVEL": "debug",
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
@@ -82,6 +84,8 @@ def test_every_key_is_read() -> None:
         feedback_minutes=2.5,
         vote_cooldown_seconds=7.0,
         import_max_kb=64,
+        message_content_intent=True,
+        auto_actions_per_minute=12,
         limits=zsl.Limits(
             name_length=20,
             description_length=80,

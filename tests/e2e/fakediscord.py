@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -31,8 +32,15 @@ TOKEN = "fake-token-for-tests"
 APPLICATION_ID = 1100000000000000001
 BOT_USER_ID = APPLICATION_ID
 MANAGE_GUILD = 1 << 5
+ADD_REACTIONS = 1 << 6
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+READ_MESSAGE_HISTORY = 1 << 16
+BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | ADD_REACTIONS | READ_MESSAGE_HISTORY
+"""What the bot's role allows in a fake guild, unless a channel denies it."""
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 31)  # view channel, send, use commands
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
+CHANNEL_OPTION = 7
 EPHEMERAL = 1 << 6
 
 # Interaction callback types
@@ -87,6 +95,98 @@ def user_payload(user_id: int, name: str, *, bot: bool = False) -> Json:
         "flags": 0,
         "public_flags": 0,
     }
+
+
+@dataclass
+class Guild:
+    """A guild of text channels as the fake keeps it, and as Discord describes it."""
+
+    id: int
+    channels: dict[int, str]
+    denied: dict[int, int] = field(default_factory=dict)
+    """Per channel: what an overwrite denies the bot."""
+
+    @property
+    def bot_role(self) -> int:
+        return self.id + 1
+
+    def allowed(self, channel_id: int) -> int:
+        return BOT_PERMISSIONS & ~self.denied.get(channel_id, 0)
+
+    def channel_payload(self, channel_id: int) -> Json:
+        overwrites = []
+        if self.denied.get(channel_id):
+            overwrites.append(
+                {
+                    "id": str(BOT_USER_ID),
+                    "type": 1,
+                    "allow": "0",
+                    "deny": str(self.denied[channel_id]),
+                }
+            )
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "guild_id": str(self.id),
+            "name": self.channels[channel_id],
+            "position": 0,
+            "permission_overwrites": overwrites,
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+        }
+
+    def payload(self) -> Json:
+        role = {"position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False}
+        return {
+            "id": str(self.id),
+            "name": f"guild {self.id}",
+            "icon": None,
+            "owner_id": "1000",
+            "roles": [
+                {**role, "id": str(self.id), "name": "@everyone", "permissions": "0", "flags": 0},
+                {
+                    **role,
+                    "id": str(self.bot_role),
+                    "name": "zsl",
+                    "permissions": str(BOT_PERMISSIONS),
+                    "position": 1,
+                    "flags": 0,
+                },
+            ],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "channels": [self.channel_payload(c) for c in self.channels],
+            "threads": [],
+            "members": [
+                {
+                    "user": user_payload(BOT_USER_ID, "zsl-test-bot", bot=True),
+                    "roles": [str(self.bot_role)],
+                    "joined_at": _now(),
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ],
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "system_channel_flags": 0,
+            "nsfw_level": 0,
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+        }
 
 
 @dataclass
@@ -184,6 +284,12 @@ class FakeDiscord:
         self.port = 0
         self.files: dict[str, bytes] = {}
         """Attachments members handed to commands, by id (served as Discord's CDN would)."""
+        self.guilds: dict[int, Guild] = {}
+        """Guilds the bot is in, sent to it as GUILD_CREATE (those made by add_guild)."""
+        self.reactions: list[tuple[int, int, str]] = []
+        """(channel, message, emoji) of every reaction the bot added."""
+        self.sent: dict[int, list[Json]] = {}
+        """Messages the bot posted in each channel (not interaction answers)."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -304,6 +410,10 @@ class FakeDiscord:
                 return self._followup(token, body)
             case ("DELETE", "webhooks", _, token, "messages", "@original"):
                 return self._delete_original(token)
+            case ("PUT", "channels", channel, "messages", message, "reactions", emoji, "@me"):
+                return self._react(int(channel), int(message), emoji)
+            case ("POST", "channels", channel, "messages"):
+                return self._post(int(channel), body)
             case _:
                 return _json(
                     {"message": "404: Not Found (the fake has no such route)", "code": 0}, 404
@@ -447,6 +557,97 @@ class FakeDiscord:
             "content_type": "application/json",
         }
 
+    # -- guilds, channels and messages ------------------------------------------------------------
+
+    def _channel_guild(self, channel_id: int) -> Guild | None:
+        return next((g for g in self.guilds.values() if channel_id in g.channels), None)
+
+    def _missing(self, channel_id: int, needs: int) -> web.Response | None:
+        """Discord's refusal when the bot lacks ``needs`` in the channel, else None."""
+        guild = self._channel_guild(channel_id)
+        if guild is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        if guild.allowed(channel_id) & needs != needs:
+            return _json({"message": "Missing Permissions", "code": 50013}, 403)
+        return None
+
+    def _react(self, channel_id: int, message_id: int, emoji: str) -> web.Response:
+        refused = self._missing(channel_id, VIEW_CHANNEL | ADD_REACTIONS | READ_MESSAGE_HISTORY)
+        if refused is not None:
+            return refused
+        self.reactions.append((channel_id, message_id, unquote(emoji)))
+        return web.Response(status=204)
+
+    def _post(self, channel_id: int, body: Json) -> web.Response:
+        refused = self._missing(channel_id, VIEW_CHANNEL | SEND_MESSAGES)
+        if refused is not None:
+            return refused
+        self.sent.setdefault(channel_id, []).append(body)
+        return _json(self._message(body) | {"channel_id": str(channel_id)})
+
+    async def add_guild(self, guild_id: int, channels: Mapping[int, str]) -> Guild:
+        """A guild with text channels (id: name) where the bot's role has BOT_PERMISSIONS;
+        sent to the bot now if it is connected, else when it identifies."""
+        guild = Guild(guild_id, dict(channels))
+        self.guilds[guild_id] = guild
+        if self._shards:
+            await self._dispatch(self._socket_for(guild_id, None), "GUILD_CREATE", guild.payload())
+        return guild
+
+    async def deny(self, guild_id: int, channel_id: int, permissions: int) -> None:
+        """Take ``permissions`` from the bot in one channel (an overwrite for its member), as
+        an admin editing the channel would: the bot hears CHANNEL_UPDATE."""
+        guild = self.guilds[guild_id]
+        guild.denied[channel_id] = guild.denied.get(channel_id, 0) | permissions
+        if not self._shards:  # not connected: the guild is sent whole when the bot identifies
+            return
+        await self._dispatch(
+            self._socket_for(guild_id, None), "CHANNEL_UPDATE", guild.channel_payload(channel_id)
+        )
+
+    async def post(
+        self,
+        guild_id: int,
+        channel_id: int,
+        content: str,
+        *,
+        author_id: int = 4242,
+        bot: bool = False,
+    ) -> int:
+        """A member (or another bot) writes a message: MESSAGE_CREATE; returns its id."""
+        message_id = self.next_id()
+        author = user_payload(author_id, f"user{author_id}", bot=bot)
+        data = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "guild_id": str(guild_id),
+            "type": 0,
+            "content": content,
+            "embeds": [],
+            "author": author,
+            "member": {"roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0},
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "flags": 0,
+            "components": [],
+        }
+        await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_CREATE", data)
+        return message_id
+
+    async def wait_for(self, condition: Any, within: float = ANSWER_SECONDS) -> None:
+        """Until ``condition()`` holds (the bot acts on events in its own time)."""
+        deadline = time.monotonic() + within
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {within} s: {condition}")
+            await asyncio.sleep(0.05)
+
     # -- gateway ----------------------------------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -466,6 +667,9 @@ class FakeDiscord:
                     shard_id, shard_count = payload["d"].get("shard", [0, 1])
                     self._shards[socket] = (shard_id, shard_count)
                     await self._dispatch(socket, "READY", self._ready_payload(payload["d"]))
+                    for guild in self.guilds.values():
+                        if shard_count == 1 or (guild.id >> 22) % shard_count == shard_id:
+                            await self._dispatch(socket, "GUILD_CREATE", guild.payload())
                     self._ready.set()
                 elif payload["op"] == 6:  # resume
                     await self._dispatch(socket, "RESUMED", {})
@@ -508,7 +712,10 @@ class FakeDiscord:
         for name, value in options.items():
             if name not in declared:
                 raise AssertionError(f"/{command['name']} has no option {name!r}")
-            option: Json = {"name": name, "type": declared[name]["type"], "value": value}
+            kind = declared[name]["type"]
+            if kind == CHANNEL_OPTION:
+                value = str(value)  # Discord sends ids as strings
+            option: Json = {"name": name, "type": kind, "value": value}
             if name == focused:
                 option["focused"] = True
             result.append(option)
@@ -525,12 +732,14 @@ class FakeDiscord:
         focused: str | None = None,
         target_message: Json | None = None,
         files: Mapping[str, tuple[str, bytes]] | None = None,
+        channel_id: int | None = None,
         shard: int | None = None,
         wait: float = ANSWER_SECONDS,
     ) -> Exchange:
         """Send an INTERACTION_CREATE as a member would trigger it; wait for the bot's answer.
 
-        ``files``: attachment options, as option name -> (filename, content).
+        ``files``: attachment options, as option name -> (filename, content); ``channel_id``:
+        the channel the command is typed in (default: a new one).
 
         ``focused`` makes it an autocomplete request for that option; ``target_message``
         makes it a message context menu invocation. It goes to the guild's shard, or to
@@ -552,6 +761,13 @@ class FakeDiscord:
             data["options"] = self._options(command, options, focused)
             if resolved:
                 data["resolved"] = {"attachments": resolved}
+            channels = {
+                str(option["value"]): self._resolved_channel(int(option["value"]))
+                for option in data["options"]
+                if option["type"] == CHANNEL_OPTION
+            }
+            if channels:
+                data.setdefault("resolved", {})["channels"] = channels
         return await self._send(
             4 if focused else 2,
             data,
@@ -560,7 +776,20 @@ class FakeDiscord:
             admin=admin,
             shard=shard,
             wait=wait,
+            channel_id=channel_id,
         )
+
+    def _resolved_channel(self, channel_id: int) -> Json:
+        guild = self._channel_guild(channel_id)
+        name = guild.channels[channel_id] if guild is not None else "unknown"
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "name": name,
+            "permissions": str(ADMIN_PERMISSIONS),
+            "parent_id": None,
+            "guild_id": str(guild.id if guild is not None else 0),
+        }
 
     async def press(
         self,
@@ -608,10 +837,11 @@ class FakeDiscord:
         shard: int | None = None,
         wait: float = ANSWER_SECONDS,
         parent: Exchange | None = None,
+        channel_id: int | None = None,
     ) -> Exchange:
         interaction_id = self.next_id()
         token = f"interaction-token-{interaction_id}"
-        channel_id = self.next_id()
+        channel_id = channel_id or self.next_id()
         user = user_payload(user_id, f"user{user_id}")
         payload: Json = {
             "id": str(interaction_id),

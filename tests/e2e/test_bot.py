@@ -86,6 +86,8 @@ class TestLoginAndSync:
             "help",
             "exportclasses",
             "importclasses",
+            "watch",
+            "watches",
         }
 
     async def test_synced_commands_obey_discord_limits(
