@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 import zsl
 from bot import messages
 from bot.settings import Settings
-from bot.watching import Watcher
+from bot.watching import Watcher, tag_key
 
 MAX_TEXT = 4000  # Discord's own cap on a text option; the configured limit is checked by the core
 MAX_NAME = 100
@@ -43,8 +43,15 @@ class Channel:
     id: int
 
 
-Value = str | int | float | bool | Upload | Channel
-V = TypeVar("V", str, int, float, bool, Upload, Channel)
+@dataclass(frozen=True, slots=True)
+class Forum:
+    """A forum channel of the server picked in an option (Discord only)."""
+
+    id: int
+
+
+Value = str | int | float | bool | Upload | Channel | Forum
+V = TypeVar("V", str, int, float, bool, Upload, Channel, Forum)
 
 
 class RefusalError(Exception):
@@ -87,6 +94,10 @@ class Front(Protocol):
 
     def channel(self, channel_id: int) -> str:
         """How a channel is named in an answer."""
+        ...
+
+    def forum_tags(self, forum_id: int) -> tuple[str, ...]:
+        """The names of the tags a forum offers (none where the front cannot tell)."""
         ...
 
 
@@ -173,6 +184,12 @@ REACT_NEEDS = ("view_channel", "add_reactions", "read_message_history")
 WATCHED_NEEDS = ("view_channel",)
 """What the bot needs in a watched channel whose lines go to a log channel."""
 LOG_NEEDS = ("view_channel", "send_messages")
+TAG_NEEDS = {"apply": ("view_channel", "manage_threads"), "suggest": ("view_channel",)}
+"""What the bot needs in a forum to tag its posts, or to suggest tags (Send Messages in
+Threads: a member's post is a thread the bot writes in)."""
+TAG_NEEDS_SUGGEST = ("send_messages_in_threads",)
+MAX_FORUM_TAGS = 5
+"""Discord's limit on the tags of one forum post."""
 """What the bot needs in a log channel to write to it."""
 
 
@@ -182,7 +199,15 @@ LOG_NEEDS = ("view_channel", "send_messages")
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
-    kind: type[str] | type[int] | type[float] | type[bool] | type[Upload] | type[Channel]
+    kind: (
+        type[str]
+        | type[int]
+        | type[float]
+        | type[bool]
+        | type[Upload]
+        | type[Channel]
+        | type[Forum]
+    )
     description: str
     required: bool = False
     default: Value | None = None
@@ -404,23 +429,52 @@ async def _watch(call: Call) -> Answer:
     return Said(messages.watch_set(show(channel_id), action, logged, shown))
 
 
+async def _autotag(call: Call) -> Answer:
+    watcher = _watcher(call)
+    forum = call.need("forum", Forum)
+    mode = call.need("mode", str)
+    show = call.front.channel
+    if mode == "off":
+        await call.front.defer()
+        if not await watcher.unautotag(call.guild_id, forum.id):
+            raise RefusalError(messages.not_tagged(show(forum.id)))
+        return Said(messages.autotag_off(show(forum.id)))
+    if mode not in ("apply", "suggest"):
+        raise RefusalError(messages.UNKNOWN_MODE)
+    max_tags = call.need("max_tags", int)
+    needs = TAG_NEEDS[mode] + (TAG_NEEDS_SUGGEST if mode == "suggest" else ())
+    missing = call.front.lacks(forum.id, needs)
+    if missing:
+        raise RefusalError(messages.watch_lacks([(show(forum.id), need) for need in missing]))
+    tags = call.front.forum_tags(forum.id)
+    if not tags:
+        raise RefusalError(messages.no_forum_tags(show(forum.id)))
+    definitions = await call.front.in_time(call.service.classes(call.guild_id))
+    await call.front.defer()
+    await watcher.autotag(zsl.Autotag(call.guild_id, forum.id, mode, max_tags))
+    classes = {tag_key(d.name) for d in definitions}
+    untaught = [call.front.show(tag, 100) for tag in tags if tag_key(tag) not in classes]
+    return Said(messages.autotag_set(show(forum.id), mode, max_tags, untaught))
+
+
 async def _watches(call: Call) -> Answer:
     watcher = _watcher(call)
     watches = watcher.watches(call.guild_id)
-    if not watches:
+    forums = watcher.autotags(call.guild_id)
+    if not watches and not forums:
         return Said(messages.NO_WATCHES)
     show = call.front.channel
-    return Said(
-        "\n".join(
-            messages.watch_line(
-                show(w.channel_id),
-                w.action,
-                None if w.log_channel_id is None else show(w.log_channel_id),
-                w.disabled,
-            )
-            for w in watches
+    lines = [
+        messages.watch_line(
+            show(w.channel_id),
+            w.action,
+            None if w.log_channel_id is None else show(w.log_channel_id),
+            w.disabled,
         )
-    )
+        for w in watches
+    ]
+    lines += [messages.autotag_line(show(a.forum_id), a.mode, a.max_tags) for a in forums]
+    return Said("\n".join(lines))
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -581,6 +635,24 @@ COMMANDS: tuple[Command, ...] = (
         rest="action",
     ),
     Command("watches", messages.WATCHES_DESCRIPTION, _watches, admin=True),
+    Command(
+        "autotag",
+        messages.AUTOTAG_DESCRIPTION,
+        _autotag,
+        (
+            Option("forum", Forum, messages.AUTOTAG_FORUM, required=True),
+            Option(
+                "mode",
+                str,
+                messages.AUTOTAG_MODE,
+                default="apply",
+                choices=("apply", "suggest", "off"),
+            ),
+            Option("max_tags", int, messages.AUTOTAG_MAX, default=1, low=1, high=MAX_FORUM_TAGS),
+        ),
+        admin=True,
+        console=False,
+    ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -201,6 +201,9 @@ class _ConsoleFront:
     def channel(self, channel_id: int) -> str:
         return messages.CONSOLE_CHANNEL
 
+    def forum_tags(self, forum_id: int) -> tuple[str, ...]:
+        return ()  # the console has no forums
+
     async def defer(self) -> None:
         return None
 

@@ -49,7 +49,11 @@ WATCH_DESCRIPTION = "Sort a channel's new messages by class: a reaction or a log
 WATCH_ACTION = "react: the class's emoji on the message; log: a line in the log channel; off: stop."
 WATCH_CHANNEL = "The channel to watch (default: this one)."
 WATCH_LOG_CHANNEL = "Where log lines go (default: this channel)."
-WATCHES_DESCRIPTION = "List the watched channels and what the bot does there."
+WATCHES_DESCRIPTION = "List the watched channels and tagged forums, and what the bot does there."
+AUTOTAG_DESCRIPTION = "Tag a forum's new posts with the tags whose classes fit them."
+AUTOTAG_FORUM = "The forum whose new posts get tags."
+AUTOTAG_MODE = "apply: the bot adds the tags; suggest: it proposes them with a button; off: stop."
+AUTOTAG_MAX = "How many tags a post gets at most (1-5, default 1)."
 IMPORT_DESCRIPTION = "Add the classes of a file from /exportclasses: all of them or none."
 IMPORT_FILE = "A JSON file made by /exportclasses (here or on another server)."
 HELP_DESCRIPTION = "Show what this bot can do and how to use it."
@@ -259,6 +263,8 @@ UNKNOWN_ACTION = "The action must be react, log or off."
 NO_WATCHES = "No channel is watched. Start with /watch action: react (or log)."
 PERMISSION_NAMES = {
     "view_channel": "View Channel",
+    "manage_threads": "Manage Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
     "add_reactions": "Add Reactions",
     "read_message_history": "Read Message History",
     "send_messages": "Send Messages",
@@ -334,6 +340,53 @@ def console_watch_log(class_name: str, confidence: float) -> str:
 
 
 CONSOLE_CHANNEL = "the console"
+UNKNOWN_MODE = "The mode must be apply, suggest or off."
+TAGS_BUTTON = "Apply these tags"
+
+
+def not_tagged(forum: str) -> str:
+    return f"{forum} gets no tags from me. /watches lists the forums that do."
+
+
+def autotag_off(forum: str) -> str:
+    return f"New posts in {forum} no longer get tags from me."
+
+
+def no_forum_tags(forum: str) -> str:
+    return (
+        f"{forum} has no tags yet. Add tags in the forum's settings (Edit Channel > Tags), with "
+        "the names of classes, then run /autotag again."
+    )
+
+
+def autotag_set(forum: str, mode: str, max_tags: int, untaught: list[str]) -> str:
+    how = "I add" if mode == "apply" else "I suggest, under the post,"
+    count = "the tag" if max_tags == 1 else f"up to {max_tags} tags"
+    text = f"From now on {how} {count} whose classes fit each new post in {forum}."
+    if untaught:
+        names = ", ".join(f'"{name}"' for name in untaught[:10])
+        text += (
+            f" These tags have no class yet: {names}. Create each with /addclass name: (the "
+            "tag's name) description: (a few words about it)."
+        )
+    return text
+
+
+def autotag_line(forum: str, mode: str, max_tags: int) -> str:
+    how = "tags added" if mode == "apply" else "tags suggested"
+    return f"{forum}: {how}, up to {max_tags} a post"
+
+
+def tags_suggested(tags: list[str]) -> str:
+    return f"Suggested tags: {', '.join(tags)}. The post's author or a moderator can apply them."
+
+
+def tags_applied(tags: list[str]) -> str:
+    return f"Applied the tags: {', '.join(tags)}."
+
+
+TAGS_NOT_YOURS = "Only the post's author or a member who can manage threads can apply its tags."
+TAGS_EXPIRED = "These tags are no longer offered by the forum. Pick tags by hand."
 
 
 # -- /exportclasses -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import zsl
@@ -72,6 +72,7 @@ class Watcher:
         self.service = service
         self.limit = RateLimit(per_minute, clock)
         self._by_channel: dict[int, zsl.Watch] = {}
+        self._by_forum: dict[int, zsl.Autotag] = {}
 
     async def load(self) -> None:
         """Read the watches of the guilds this process serves (at start).
@@ -80,7 +81,10 @@ class Watcher:
             StoreUnavailableError: the registry did not answer in time.
         """
         self._by_channel = {w.channel_id: w for w in await self.service.watches()}
-        log.info("%d watched channels", len(self._by_channel))
+        self._by_forum = {a.forum_id: a for a in await self.service.autotags()}
+        log.info(
+            "%d watched channels, %d tagged forums", len(self._by_channel), len(self._by_forum)
+        )
 
     def watches(self, guild_id: int) -> list[zsl.Watch]:
         """The guild's watches, active or disabled."""
@@ -147,3 +151,62 @@ class Watcher:
             log.debug("guild %d: a watched message was not classified: %s", watch.guild_id, exc)
             return None
         return AutoAction(watch, top.name, top.confidence, definition.emoji)
+
+    # -- forums whose new posts get tags --------------------------------------------------------
+
+    def autotags(self, guild_id: int) -> list[zsl.Autotag]:
+        return [a for a in self._by_forum.values() if a.guild_id == guild_id]
+
+    def forum(self, forum_id: int) -> zsl.Autotag | None:
+        """How the forum's new posts get tags, or None."""
+        return self._by_forum.get(forum_id)
+
+    async def autotag(self, autotag: zsl.Autotag) -> None:
+        """Tag a forum's new posts (or change how). Raises StoreError: nothing changed."""
+        await self.service.autotag(autotag)
+        self._by_forum[autotag.forum_id] = autotag
+
+    async def unautotag(self, guild_id: int, forum_id: int) -> bool:
+        """Stop tagging a forum's posts; False if they were not tagged."""
+        autotag = self._by_forum.get(forum_id)
+        if autotag is None or autotag.guild_id != guild_id:
+            return False
+        await self.service.unautotag(guild_id, forum_id)
+        del self._by_forum[forum_id]
+        return True
+
+    async def tags(
+        self, autotag: zsl.Autotag, text: str, tags: Sequence[str], room: int
+    ) -> list[str]:
+        """The forum ``tags`` (names) whose classes fit a new post's ``text`` above the
+        guild's threshold, best first, at most ``room`` and the forum's ``max_tags``; none when
+        the guild is past its rate limit or the text cannot be classified."""
+        room = min(room, autotag.max_tags)
+        if room <= 0 or not tags or not self.service.serves(autotag.guild_id):
+            return []
+        if not text.strip() or not self.limit.allow(autotag.guild_id):
+            return []
+        by_key = {tag_key(tag): tag for tag in tags}
+        try:
+            threshold = await self.service.threshold(autotag.guild_id)
+            result = await self.service.classify(
+                autotag.guild_id, text[: self.service.limits.text_length], top_k=MAX_RANKED
+            )
+        except zsl.ZslError as exc:
+            log.debug("guild %d: a forum post was not classified: %s", autotag.guild_id, exc)
+            return []
+        fitting = [
+            by_key[tag_key(p.name)]
+            for p in result.predictions
+            if tag_key(p.name) in by_key and p.confidence >= threshold
+        ]
+        return fitting[:room]
+
+
+MAX_RANKED = 25  # the most the service ranks
+"""Classes ranked for a forum post: the tags are picked among them."""
+
+
+def tag_key(name: str) -> str:
+    """A forum tag and a class match when their names differ only in case and spaces."""
+    return "".join(name.casefold().split())

@@ -37,6 +37,7 @@ from zsl.errors import (
 )
 from zsl.records import (
     WATCH_ACTIONS,
+    Autotag,
     ClassDefinition,
     ClassSetFile,
     Vote,
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLD",
     "WATCH_ACTIONS",
+    "Autotag",
     "CacheInfo",
     "ClassDefinition",
     "ClassFileError",

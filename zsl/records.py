@@ -297,3 +297,17 @@ class Watch:
 
 
 WATCH_ACTIONS = ("react", "log")
+
+
+@dataclass(frozen=True, slots=True)
+class Autotag:
+    """A forum whose new posts get the tags whose classes fit them."""
+
+    guild_id: int
+    forum_id: int
+    mode: str
+    """"apply" (the bot adds the tags) or "suggest" (it proposes them under the post)."""
+    max_tags: int = 1
+
+
+AUTOTAG_MODES = ("apply", "suggest")

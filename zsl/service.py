@@ -50,7 +50,9 @@ from zsl.errors import (
     shown_input,
 )
 from zsl.records import (
+    AUTOTAG_MODES,
     WATCH_ACTIONS,
+    Autotag,
     ClassDefinition,
     ClassSetFile,
     GuildRecord,
@@ -829,6 +831,37 @@ class ZeroShotService:
         """
         self._check_served(guild_id)
         return await self.store.delete_watch(guild_id, channel_id)
+
+    async def autotags(self, guild_id: int | None = None) -> list[Autotag]:
+        """The forums whose posts get tags, of a guild or (None) of every guild this process
+        serves.
+
+        Raises:
+            StoreUnavailableError: the store did not answer in time.
+        """
+        if guild_id is not None:
+            self._check_served(guild_id)
+        return [a for a in await self.store.list_autotags(guild_id) if self.serves(a.guild_id)]
+
+    async def autotag(self, autotag: Autotag) -> None:
+        """Tag a forum's new posts by class, or change how.
+
+        Raises:
+            StoreError: nothing was changed.
+        """
+        if autotag.mode not in AUTOTAG_MODES or autotag.max_tags < 1:
+            raise ValueError(f"unknown autotag mode {autotag.mode!r} or no tags")
+        self._check_served(autotag.guild_id)
+        await self.store.set_autotag(autotag)
+
+    async def unautotag(self, guild_id: int, forum_id: int) -> bool:
+        """Stop tagging a forum's posts; False if they were not tagged.
+
+        Raises:
+            StoreError: nothing was changed.
+        """
+        self._check_served(guild_id)
+        return await self.store.delete_autotag(guild_id, forum_id)
 
     @staticmethod
     def _file_error(number: int, name: str, cause: ZslError) -> ClassFileError:

@@ -1,19 +1,23 @@
-"""Watched channels on Discord: each new message there is classified and acted on.
+"""Auto-classification on Discord: watched channels' new messages and tagged forums' new posts.
 
-The decision is :class:`bot.watching.Watcher`'s; this cog only reads the message and acts: the
-class's emoji as a reaction, or one line in the log channel. A permission the bot lost stops
-the watch once, with one note, instead of failing on every message.
+The decisions are :class:`bot.watching.Watcher`'s; this cog only reads the message and acts:
+the class's emoji as a reaction, one line in the log channel, or a forum post's tags (added,
+or suggested with a button). A permission the bot lost stops a watch once, with one note,
+instead of failing on every message.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 import discord
 from discord.ext import commands
 
+import zsl
 from bot import messages, render
-from bot.commands import LOG_NEEDS, REACT_NEEDS
+from bot.commands import LOG_NEEDS, MAX_FORUM_TAGS, REACT_NEEDS
 from bot.watching import AutoAction, Watcher
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,13 @@ class AutoCog(commands.Cog):
         if guild is None or message.author.bot or message.webhook_id is not None:
             return
         if message.type not in ACTED_ON:
+            return
+        channel = message.channel
+        if isinstance(channel, discord.Thread) and message.id == channel.id:
+            # A forum post's first message: the post is tagged from its title and this text.
+            autotag = self.watcher.forum(channel.parent_id or 0)
+            if autotag is not None and autotag.guild_id == guild.id:
+                await self.tag(message, channel, autotag)
             return
         watch = self.watcher.active(message.channel.id)
         if watch is None or watch.guild_id != guild.id:
@@ -93,6 +104,39 @@ class AutoCog(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("guild %d: could not write a log line: %s", guild.id, exc)
 
+    async def tag(
+        self, message: discord.Message, thread: discord.Thread, autotag: zsl.Autotag
+    ) -> None:
+        """Add (or suggest) the forum tags whose classes fit a new post; the tags a person
+        set stay, and a post never gets more than Discord's 5."""
+        forum = thread.parent
+        if not isinstance(forum, discord.ForumChannel):
+            return
+        applied = {tag.id for tag in thread.applied_tags}
+        offered = [tag for tag in forum.available_tags if tag.id not in applied]
+        names = await self.watcher.tags(
+            autotag,
+            f"{thread.name}\n{message.content}",
+            [tag.name for tag in offered],
+            MAX_FORUM_TAGS - len(applied),
+        )
+        chosen = [next(tag for tag in offered if tag.name == name) for name in names]
+        if not chosen:
+            return
+        try:
+            if autotag.mode == "apply":
+                await thread.add_tags(*chosen, reason="zsl: the classes of the post")
+            else:
+                view = discord.ui.View(timeout=None)  # the custom id carries the tags
+                view.add_item(TagButton([tag.id for tag in chosen]))
+                await thread.send(
+                    messages.tags_suggested([render.shown(t.name, 100) for t in chosen]),
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                )
+        except discord.HTTPException as exc:
+            log.warning("guild %d: could not tag post %d: %s", autotag.guild_id, thread.id, exc)
+
     async def stop(
         self, guild: discord.Guild, action: AutoAction, missing: tuple[str, ...]
     ) -> None:
@@ -118,3 +162,66 @@ class AutoCog(commands.Cog):
                 return
             except discord.HTTPException:
                 continue
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if not number:
+            return text
+
+
+class TagButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"zsl:tags:(?P<tags>[0-9a-z]{1,13}(?:\.[0-9a-z]{1,13}){0,4})",
+):
+    """ "Apply these tags" under a suggestion; its custom id names the tags (base 36, so five
+    fit Discord's 100 characters), so a click works whatever this process remembers."""
+
+    def __init__(self, tag_ids: list[int]) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=messages.TAGS_BUTTON,
+                style=discord.ButtonStyle.primary,
+                custom_id="zsl:tags:" + ".".join(_base36(t) for t in tag_ids),
+            )
+        )
+        self.tag_ids = tag_ids
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> TagButton:
+        return cls([int(part, 36) for part in match["tags"].split(".")])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        thread = interaction.channel
+        if not isinstance(thread, discord.Thread) or not isinstance(
+            thread.parent, discord.ForumChannel
+        ):
+            return
+        if interaction.user.id != thread.owner_id and not interaction.permissions.manage_threads:
+            await interaction.response.send_message(
+                messages.TAGS_NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        applied = {tag.id for tag in thread.applied_tags}
+        room = MAX_FORUM_TAGS - len(applied)
+        chosen = [
+            tag
+            for tag in thread.parent.available_tags
+            if tag.id in self.tag_ids and tag.id not in applied
+        ][: max(room, 0)]
+        if not chosen:
+            await interaction.response.edit_message(content=messages.TAGS_EXPIRED, view=None)
+            return
+        await thread.add_tags(*chosen, reason=f"zsl: applied by {interaction.user.id}")
+        names = [render.shown(tag.name, 100) for tag in chosen]
+        await interaction.response.edit_message(content=messages.tags_applied(names), view=None)

@@ -27,7 +27,7 @@ from discord.ext import commands
 import zsl
 from bot import commands as table
 from bot import messages, render
-from bot.cogs.auto import AutoCog, lacking
+from bot.cogs.auto import AutoCog, TagButton, lacking
 from bot.settings import Settings, ShardGuilds
 from bot.watching import Watcher
 
@@ -477,6 +477,13 @@ class _DiscordFront:
     def channel(self, channel_id: int) -> str:
         return f"<#{channel_id}>"  # shown as the channel's name, and never a ping
 
+    def forum_tags(self, forum_id: int) -> tuple[str, ...]:
+        guild = self.interaction.guild
+        forum = guild.get_channel(forum_id) if guild is not None else None
+        if not isinstance(forum, discord.ForumChannel):
+            return ()
+        return tuple(tag.name for tag in forum.available_tags)
+
     def show(self, text: str, limit: int) -> str:
         return render.shown(text, limit)
 
@@ -495,6 +502,8 @@ def _parameter(option: table.Option) -> inspect.Parameter:
         annotation = discord.Attachment
     elif option.kind is table.Channel:
         annotation = discord.TextChannel
+    elif option.kind is table.Forum:
+        annotation = discord.ForumChannel
     elif option.kind is not bool and (option.low is not None or option.high is not None):
         annotation = app_commands.Range[option.kind, option.low, option.high]
     default = inspect.Parameter.empty if option.required else option.default
@@ -507,6 +516,8 @@ def _value(value: Any) -> table.Value | None:
     """An option's value as the table takes it: an attachment becomes an Upload."""
     if isinstance(value, discord.Attachment):
         return table.Upload(value.filename, value.size, value.read)
+    if isinstance(value, discord.ForumChannel):
+        return table.Forum(value.id)
     if isinstance(value, discord.abc.GuildChannel):
         return table.Channel(value.id)
     return value  # type: ignore[no-any-return]  # discord.py checked it against the option
@@ -593,6 +604,7 @@ async def setup(
     await bot.add_cog(cog)
     if settings.message_content_intent:  # without it, no message reaches the bot
         await bot.add_cog(AutoCog(watcher))
+        bot.add_dynamic_items(TagButton)
     for command in cog.slash_commands.values():
         bot.tree.add_command(command)
     bot.tree.add_command(cog.context_menu)

@@ -36,7 +36,16 @@ ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
 READ_MESSAGE_HISTORY = 1 << 16
-BOT_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | ADD_REACTIONS | READ_MESSAGE_HISTORY
+MANAGE_THREADS = 1 << 34
+SEND_MESSAGES_IN_THREADS = 1 << 38
+BOT_PERMISSIONS = (
+    VIEW_CHANNEL
+    | SEND_MESSAGES
+    | ADD_REACTIONS
+    | READ_MESSAGE_HISTORY
+    | MANAGE_THREADS
+    | SEND_MESSAGES_IN_THREADS
+)
 """What the bot's role allows in a fake guild, unless a channel denies it."""
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 31)  # view channel, send, use commands
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | MANAGE_GUILD
@@ -105,12 +114,18 @@ class Guild:
     channels: dict[int, str]
     denied: dict[int, int] = field(default_factory=dict)
     """Per channel: what an overwrite denies the bot."""
+    forums: dict[int, list[Json]] = field(default_factory=dict)
+    """Forum channels (also in ``channels``): their available tags."""
+    threads: dict[int, Json] = field(default_factory=dict)
+    """Forum posts: their channel payload (applied_tags changes as the bot edits them)."""
 
     @property
     def bot_role(self) -> int:
         return self.id + 1
 
     def allowed(self, channel_id: int) -> int:
+        if channel_id in self.threads:  # a post has its forum's permissions
+            channel_id = int(self.threads[channel_id]["parent_id"])
         return BOT_PERMISSIONS & ~self.denied.get(channel_id, 0)
 
     def channel_payload(self, channel_id: int) -> Json:
@@ -124,9 +139,10 @@ class Guild:
                     "deny": str(self.denied[channel_id]),
                 }
             )
-        return {
+        forum = {"available_tags": self.forums[channel_id]} if channel_id in self.forums else {}
+        return forum | {
             "id": str(channel_id),
-            "type": 0,
+            "type": 15 if channel_id in self.forums else 0,
             "guild_id": str(self.id),
             "name": self.channels[channel_id],
             "position": 0,
@@ -256,6 +272,8 @@ class Exchange:
     def is_final(self) -> bool:
         if self.callback_type in (CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT):
             return True
+        if self.callback_type == UPDATE_MESSAGE and self.parent is None:
+            return True  # a click on a message the bot posted itself: the update is the answer
         # The bot follows a defer with its answer, and an update of the clicked message with
         # a sentence to the member.
         return self.callback_type in (DEFERRED_CHANNEL_MESSAGE, UPDATE_MESSAGE) and bool(
@@ -290,6 +308,8 @@ class FakeDiscord:
         """(channel, message, emoji) of every reaction the bot added."""
         self.sent: dict[int, list[Json]] = {}
         """Messages the bot posted in each channel (not interaction answers)."""
+        self.tag_edits: list[tuple[int, list[int]]] = []
+        """(post, its tags) of every change of a forum post's tags by the bot."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -414,6 +434,8 @@ class FakeDiscord:
                 return self._react(int(channel), int(message), emoji)
             case ("POST", "channels", channel, "messages"):
                 return self._post(int(channel), body)
+            case ("PATCH", "channels", channel):
+                return self._edit_post(int(channel), body)
             case _:
                 return _json(
                     {"message": "404: Not Found (the fake has no such route)", "code": 0}, 404
@@ -560,7 +582,14 @@ class FakeDiscord:
     # -- guilds, channels and messages ------------------------------------------------------------
 
     def _channel_guild(self, channel_id: int) -> Guild | None:
-        return next((g for g in self.guilds.values() if channel_id in g.channels), None)
+        return next(
+            (
+                g
+                for g in self.guilds.values()
+                if channel_id in g.channels or channel_id in g.threads
+            ),
+            None,
+        )
 
     def _missing(self, channel_id: int, needs: int) -> web.Response | None:
         """Discord's refusal when the bot lacks ``needs`` in the channel, else None."""
@@ -578,17 +607,51 @@ class FakeDiscord:
         self.reactions.append((channel_id, message_id, unquote(emoji)))
         return web.Response(status=204)
 
-    def _post(self, channel_id: int, body: Json) -> web.Response:
-        refused = self._missing(channel_id, VIEW_CHANNEL | SEND_MESSAGES)
+    def _edit_post(self, thread_id: int, body: Json) -> web.Response:
+        guild = self._channel_guild(thread_id)
+        if guild is None or thread_id not in guild.threads:
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        refused = self._missing(thread_id, VIEW_CHANNEL | MANAGE_THREADS)
         if refused is not None:
             return refused
-        self.sent.setdefault(channel_id, []).append(body)
-        return _json(self._message(body) | {"channel_id": str(channel_id)})
+        thread = guild.threads[thread_id]
+        if "applied_tags" in body:
+            thread["applied_tags"] = [str(t) for t in body["applied_tags"]]
+            self.tag_edits.append((thread_id, [int(t) for t in body["applied_tags"]]))
+        return _json(thread)
 
-    async def add_guild(self, guild_id: int, channels: Mapping[int, str]) -> Guild:
-        """A guild with text channels (id: name) where the bot's role has BOT_PERMISSIONS;
-        sent to the bot now if it is connected, else when it identifies."""
+    def _post(self, channel_id: int, body: Json) -> web.Response:
+        in_thread = any(channel_id in g.threads for g in self.guilds.values())
+        needs = VIEW_CHANNEL | (SEND_MESSAGES_IN_THREADS if in_thread else SEND_MESSAGES)
+        refused = self._missing(channel_id, needs)
+        if refused is not None:
+            return refused
+        message = self._message(body) | {"channel_id": str(channel_id)}
+        self.sent.setdefault(channel_id, []).append(body | {"id": message["id"]})
+        return _json(message)
+
+    async def add_guild(
+        self,
+        guild_id: int,
+        channels: Mapping[int, str],
+        forums: Mapping[int, tuple[str, list[str]]] | None = None,
+    ) -> Guild:
+        """A guild with text channels (id: name) and forums (id: (name, tag names)) where the
+        bot's role has BOT_PERMISSIONS; sent to the bot now if it is connected, else when it
+        identifies. A forum's tags get the ids forum id + 1, + 2, ..."""
         guild = Guild(guild_id, dict(channels))
+        for forum_id, (name, tags) in (forums or {}).items():
+            guild.channels[forum_id] = name
+            guild.forums[forum_id] = [
+                {
+                    "id": str(forum_id + number),
+                    "name": tag,
+                    "moderated": False,
+                    "emoji_id": None,
+                    "emoji_name": None,
+                }
+                for number, tag in enumerate(tags, start=1)
+            ]
         self.guilds[guild_id] = guild
         if self._shards:
             await self._dispatch(self._socket_for(guild_id, None), "GUILD_CREATE", guild.payload())
@@ -613,9 +676,10 @@ class FakeDiscord:
         *,
         author_id: int = 4242,
         bot: bool = False,
+        message_id: int | None = None,
     ) -> int:
         """A member (or another bot) writes a message: MESSAGE_CREATE; returns its id."""
-        message_id = self.next_id()
+        message_id = message_id or self.next_id()
         author = user_payload(author_id, f"user{author_id}", bot=bot)
         data = {
             "id": str(message_id),
@@ -639,6 +703,48 @@ class FakeDiscord:
         }
         await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_CREATE", data)
         return message_id
+
+    async def new_post(
+        self,
+        guild_id: int,
+        forum_id: int,
+        title: str,
+        content: str,
+        *,
+        author_id: int = 4242,
+        tags: tuple[int, ...] = (),
+    ) -> int:
+        """A member opens a forum post (with ``tags`` set by them): THREAD_CREATE, then its
+        first message's MESSAGE_CREATE, as Discord sends them; returns the post's id."""
+        guild = self.guilds[guild_id]
+        thread_id = self.next_id()
+        thread = {
+            "id": str(thread_id),
+            "type": 11,
+            "guild_id": str(guild_id),
+            "parent_id": str(forum_id),
+            "owner_id": str(author_id),
+            "name": title,
+            "applied_tags": [str(t) for t in tags],
+            "last_message_id": str(thread_id),
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 4320,
+                "archive_timestamp": _now(),
+                "locked": False,
+                "create_timestamp": _now(),
+            },
+            "newly_created": True,
+        }
+        guild.threads[thread_id] = thread
+        socket = self._socket_for(guild_id, None)
+        await self._dispatch(socket, "THREAD_CREATE", thread)
+        await self.post(guild_id, thread_id, content, author_id=author_id, message_id=thread_id)
+        return thread_id
 
     async def wait_for(self, condition: Any, within: float = ANSWER_SECONDS) -> None:
         """Until ``condition()`` holds (the bot acts on events in its own time)."""
@@ -779,17 +885,39 @@ class FakeDiscord:
             channel_id=channel_id,
         )
 
+    def _thread(self, guild_id: int, channel_id: int) -> Json | None:
+        guild = self.guilds.get(guild_id)
+        return None if guild is None else guild.threads.get(channel_id)
+
     def _resolved_channel(self, channel_id: int) -> Json:
         guild = self._channel_guild(channel_id)
         name = guild.channels[channel_id] if guild is not None else "unknown"
         return {
             "id": str(channel_id),
-            "type": 0,
+            "type": 15 if guild is not None and channel_id in guild.forums else 0,
             "name": name,
             "permissions": str(ADMIN_PERMISSIONS),
             "parent_id": None,
             "guild_id": str(guild.id if guild is not None else 0),
         }
+
+    async def click(
+        self, channel_id: int, message: Json, *, guild_id: int, user_id: int, admin: bool = False
+    ) -> Exchange:
+        """Click the first button under a message the bot posted in a channel (fake.sent)."""
+        buttons = [c for row in message.get("components") or [] for c in row["components"]]
+        assert buttons, f"no button under {message}"
+        data: Json = {"custom_id": buttons[0]["custom_id"], "component_type": 2}
+        shown = self._message(message) | {"id": message["id"], "channel_id": str(channel_id)}
+        return await self._send(
+            3,
+            data,
+            guild_id=guild_id,
+            user_id=user_id,
+            admin=admin,
+            message=shown,
+            channel_id=channel_id,
+        )
 
     async def press(
         self,
@@ -864,7 +992,8 @@ class FakeDiscord:
                 "context": 0,
                 "authorizing_integration_owners": {"0": str(guild_id)},
                 "channel_id": str(channel_id),
-                "channel": {
+                "channel": self._thread(guild_id, channel_id)
+                or {
                     "id": str(channel_id),
                     "type": 0,
                     "guild_id": str(guild_id),

@@ -88,6 +88,7 @@ class TestLoginAndSync:
             "importclasses",
             "watch",
             "watches",
+            "autotag",
         }
 
     async def test_synced_commands_obey_discord_limits(

@@ -17,7 +17,7 @@ from zsl.errors import (
     DuplicateClassError,
     ExampleLimitError,
 )
-from zsl.records import ClassDefinition, GuildRecord, Vote, Watch
+from zsl.records import Autotag, ClassDefinition, GuildRecord, Vote, Watch
 from zsl.store import open_store, redact_url
 from zsl.store.sql import SCHEMA_VERSION
 
@@ -63,6 +63,11 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
 # The columns every registry has had since schema 3, as each database names their types:
 # one set of migrations writes both, and databases made by earlier versions must still fit.
 SCHEMA_COLUMNS = [
+    ("autotags", "guild_id", "INTEGER", "bigint"),
+    ("autotags", "forum_id", "INTEGER", "bigint"),
+    ("autotags", "mode", "TEXT", "text"),
+    ("autotags", "max_tags", "INTEGER", "integer"),
+    ("autotags", "created_at", "REAL", "double precision"),
     ("classes", "guild_id", "INTEGER", "bigint"),
     ("classes", "name_key", "TEXT", "text"),
     ("classes", "name", "TEXT", "text"),
@@ -120,7 +125,7 @@ async def test_a_new_sqlite_registry_has_the_columns_of_existing_ones(tmp_path: 
         db.close()
 
     assert columns == [(table, column, lite) for table, column, lite, _ in SCHEMA_COLUMNS]
-    assert without_rowid == [("classes",), ("examples",), ("watches",)]
+    assert without_rowid == [("autotags",), ("classes",), ("examples",), ("watches",)]
     assert [r[0] for r in indexes] == SCHEMA_INDEXES
 
 
@@ -628,3 +633,22 @@ async def test_a_class_emoji_is_kept_and_a_missing_class_refused(store_url: str)
         ("bugs", "\U0001f41b"),
         ("music", "\U0001f3b5"),
     ]
+
+
+async def test_tagged_forums_are_kept_per_guild_replaced_and_removed(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.set_autotag(Autotag(1, 10, "apply", 2))
+    await store.set_autotag(Autotag(2, 20, "suggest", 1))
+    await store.set_autotag(Autotag(1, 10, "suggest", 3))  # set again: changed
+    await store.set_autotag(Autotag(1, 11, "apply", 1))
+    removed = await store.delete_autotag(1, 11)
+    removed_twice = await store.delete_autotag(1, 11)
+    await store.close()
+    reopened = await open_store(store_url)
+    everything = await reopened.list_autotags()
+    one = await reopened.list_autotags(2)
+    await reopened.close()
+
+    assert (removed, removed_twice) == (True, False)
+    assert everything == [Autotag(1, 10, "suggest", 3), Autotag(2, 20, "suggest", 1)]
+    assert one == [Autotag(2, 20, "suggest", 1)]

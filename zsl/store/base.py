@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
 from zsl.errors import StoreUnavailableError
-from zsl.records import ClassDefinition, ClassSetFile, GuildRecord, Vote, Watch
+from zsl.records import Autotag, ClassDefinition, ClassSetFile, GuildRecord, Vote, Watch
 
 
 class Store(Protocol):
@@ -121,6 +121,18 @@ class Store(Protocol):
 
     async def list_watches(self, guild_id: int | None = None) -> list[Watch]:
         """The watches of a guild, or of every guild (None), oldest first."""
+        ...
+
+    async def set_autotag(self, autotag: Autotag) -> None:
+        """Tag a forum's new posts by class, or change how."""
+        ...
+
+    async def delete_autotag(self, guild_id: int, forum_id: int) -> bool:
+        """Stop tagging a forum's posts; False if it was not tagged."""
+        ...
+
+    async def list_autotags(self, guild_id: int | None = None) -> list[Autotag]:
+        """The tagged forums of a guild, or of every guild (None), oldest first."""
         ...
 
     async def get_meta(self, key: str) -> str | None:

@@ -27,6 +27,7 @@ from zsl.errors import (
     shown_input,
 )
 from zsl.records import (
+    Autotag,
     ClassDefinition,
     ClassSetFile,
     GuildRecord,
@@ -127,6 +128,17 @@ _MIGRATIONS: tuple[str, ...] = (
         disabled       TEXT,
         created_at     {real} NOT NULL,
         PRIMARY KEY (guild_id, channel_id)
+    ){keyed_table};
+    """,
+    # Forums whose new posts get tags by class: "apply" adds them, "suggest" proposes them.
+    """
+    CREATE TABLE autotags (
+        guild_id   {big_integer} NOT NULL,
+        forum_id   {big_integer} NOT NULL,
+        mode       TEXT NOT NULL,
+        max_tags   INTEGER NOT NULL,
+        created_at {real} NOT NULL,
+        PRIMARY KEY (guild_id, forum_id)
     ){keyed_table};
     """,
 )
@@ -393,6 +405,40 @@ class SQLStore(ABC):
             return bool(gone)
 
         return await self.transact("written", delete)
+
+    async def set_autotag(self, autotag: Autotag) -> None:
+        async def write(db: Db) -> None:
+            await db.execute(
+                "INSERT INTO autotags (guild_id, forum_id, mode, max_tags, created_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, forum_id) DO UPDATE SET mode = excluded.mode,"
+                " max_tags = excluded.max_tags",
+                *(autotag.guild_id, autotag.forum_id, autotag.mode, autotag.max_tags),
+                time.time(),
+            )
+
+        await self.transact("written", write)
+
+    async def delete_autotag(self, guild_id: int, forum_id: int) -> bool:
+        async def delete(db: Db) -> bool:
+            gone = await db.execute(
+                "DELETE FROM autotags WHERE guild_id = ? AND forum_id = ?", guild_id, forum_id
+            )
+            return bool(gone)
+
+        return await self.transact("written", delete)
+
+    async def list_autotags(self, guild_id: int | None = None) -> list[Autotag]:
+        async def read(db: Db) -> list[Autotag]:
+            where, args = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+            rows = await db.fetch(
+                f"SELECT guild_id, forum_id, mode, max_tags FROM autotags {where}"
+                " ORDER BY guild_id, created_at, forum_id",
+                *args,
+            )
+            return [Autotag(*row) for row in _as_stored(rows, int, int, str, int)]
+
+        return await self.transact("read", read)
 
     async def list_watches(self, guild_id: int | None = None) -> list[Watch]:
         async def read(db: Db) -> list[Watch]:
