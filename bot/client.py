@@ -54,6 +54,9 @@ class ZeroShotBot(commands.AutoShardedBot):
             help_command=None,
             intents=intents(settings.message_content_intent),
             allowed_mentions=discord.AllowedMentions.none(),
+            # No message cache: nothing of members' messages is kept, and an edit cannot
+            # change, in place, a message that is still waiting to be classified.
+            max_messages=None,
             **sharding,
         )
         self.service = service

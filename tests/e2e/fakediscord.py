@@ -704,6 +704,29 @@ class FakeDiscord:
         await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_CREATE", data)
         return message_id
 
+    async def edit(self, guild_id: int, channel_id: int, message_id: int, content: str) -> None:
+        """A member edits their message: MESSAGE_UPDATE with the new text."""
+        data = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "guild_id": str(guild_id),
+            "type": 0,
+            "content": content,
+            "author": user_payload(4242, "user4242"),
+            "edited_timestamp": _now(),
+            "timestamp": _now(),
+            "embeds": [],
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "flags": 0,
+            "components": [],
+        }
+        await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_UPDATE", data)
+
     async def new_post(
         self,
         guild_id: int,

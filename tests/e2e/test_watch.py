@@ -72,6 +72,8 @@ async def test_a_crash_gets_the_bug_emoji_and_a_log_line_and_off_topic_gets_noth
             admin=True,
         )
         off_topic = await fake.post(GUILD, support, OFF_TOPIC)
+        edited_later = await fake.post(GUILD, support, OFF_TOPIC + " too")
+        await fake.edit(GUILD, support, edited_later, CRASH)  # edits are not read
         crash = await fake.post(GUILD, support, CRASH)
         from_a_bot = await fake.post(GUILD, support, CRASH, author_id=5555, bot=True)
         await fake.wait_for(lambda: reactions_on(fake, crash))
@@ -89,6 +91,7 @@ async def test_a_crash_gets_the_bug_emoji_and_a_log_line_and_off_topic_gets_noth
     assert reactions_on(fake, crash) == [BUG]
     assert reactions_on(fake, off_topic) == []  # closest to "question", but below the threshold
     assert reactions_on(fake, from_a_bot) == []
+    assert reactions_on(fake, edited_later) == []
     assert f"gets a line in <#{log}>" in logging
     [line] = fake.sent[log]
     assert line["content"].startswith("**bug** ")
