@@ -141,6 +141,16 @@ class Said:
 
 
 @dataclass(frozen=True, slots=True)
+class Autotagged:
+    """/autotag's answer, and the forum whose tags without a class it offers to create."""
+
+    text: str
+    forum_id: int
+    untaught: int
+    """How many of the forum's tags have no class yet."""
+
+
+@dataclass(frozen=True, slots=True)
 class Classified:
     result: zsl.Classification
     text: str
@@ -177,7 +187,7 @@ class File:
     caption: str
 
 
-Answer = Said | Classified | ClassList | Examples | Votes | Help | File
+Answer = Said | Classified | ClassList | Examples | Votes | Help | File | Autotagged
 
 REACT_NEEDS = ("view_channel", "add_reactions", "read_message_history")
 """What the bot needs in a watched channel to react to its messages."""
@@ -454,7 +464,22 @@ async def _autotag(call: Call) -> Answer:
     await watcher.autotag(zsl.Autotag(call.guild_id, forum.id, mode, max_tags))
     classes = {tag_key(d.name) for d in definitions}
     untaught = [call.front.show(tag, 100) for tag in tags if tag_key(tag) not in classes]
-    return Said(messages.autotag_set(show(forum.id), mode, max_tags, untaught))
+    text = messages.autotag_set(show(forum.id), mode, max_tags, untaught)
+    return Autotagged(text, forum.id, len(untaught))
+
+
+async def create_tag_classes(call: Call, forum_id: int) -> Answer:
+    """Create a class for each tag of a forum that has none, named and described by the tag
+    (all of them or, on a refusal, none)."""
+    definitions = await call.front.in_time(call.service.classes(call.guild_id))
+    classes = {tag_key(d.name) for d in definitions}
+    tags = [tag for tag in call.front.forum_tags(forum_id) if tag_key(tag) not in classes]
+    if not tags:
+        return Said(messages.TAG_CLASSES_EXIST)
+    await call.front.defer()
+    class_set = zsl.ClassSetFile(tuple(zsl.ClassDefinition(tag, tag) for tag in tags))
+    added = await call.service.import_classes(call.guild_id, class_set)
+    return Said(messages.tag_classes_created([call.front.show(d.name, 100) for d in added]))
 
 
 async def _watches(call: Call) -> Answer:

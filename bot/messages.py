@@ -366,8 +366,8 @@ def autotag_set(forum: str, mode: str, max_tags: int, untaught: list[str]) -> st
     if untaught:
         names = ", ".join(f'"{name}"' for name in untaught[:10])
         text += (
-            f" These tags have no class yet: {names}. Create each with /addclass name: (the "
-            "tag's name) description: (a few words about it)."
+            f" These tags have no class yet: {names}. Create them with the button below, or "
+            "each with /addclass name: (the tag's name) description: (a few words about it)."
         )
     return text
 
@@ -383,6 +383,18 @@ def tags_suggested(tags: list[str]) -> str:
 
 def tags_applied(tags: list[str]) -> str:
     return f"Applied the tags: {', '.join(tags)}."
+
+
+CREATE_TAG_CLASSES = "Create these classes from the tag names"
+TAG_CLASSES_EXIST = "Every tag of the forum has a class already."
+
+
+def tag_classes_created(names: list[str]) -> str:
+    shown = ", ".join(f'"{name}"' for name in names)
+    return (
+        f"Created the classes {shown}, each described by its name. Describe them better with "
+        "/editclass description: so that posts find them."
+    )
 
 
 TAGS_NOT_YOURS = "Only the post's author or a member who can manage threads can apply its tags."

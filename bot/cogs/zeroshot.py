@@ -216,6 +216,12 @@ class ZeroShotCog(commands.Cog):
         match answer:
             case table.Said(text):
                 await reply(interaction, text, ephemeral=ephemeral)
+            case table.Autotagged(text, forum_id, untaught):
+                view = None
+                if untaught:
+                    view = discord.ui.View(timeout=None)  # the custom id carries the forum
+                    view.add_item(TagClassesButton(forum_id))
+                await reply(interaction, text, view=view, ephemeral=ephemeral)
             case table.Classified(result, text, note):
                 await reply(
                     interaction,
@@ -455,6 +461,42 @@ class WrongSelect(
         await _run_feedback(interaction, self.result_id, self.item.values[0])
 
 
+class TagClassesButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"zsl:tagclasses:(?P<forum>[0-9]{1,20})",
+):
+    """Under /autotag's answer: create a class for each tag of the forum that has none."""
+
+    def __init__(self, forum_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=messages.CREATE_TAG_CLASSES,
+                style=discord.ButtonStyle.primary,
+                custom_id=f"zsl:tagclasses:{forum_id}",
+            )
+        )
+        self.forum_id = forum_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> TagClassesButton:
+        return cls(int(match["forum"]))
+
+    async def callback(self, interaction: Interaction) -> None:
+        cog = _feedback_cog(interaction)
+        try:
+            guild_id = cog._guild_id(interaction)
+            if not interaction.permissions.manage_guild:
+                raise app_commands.MissingPermissions(["manage_guild"])
+            front = _DiscordFront(interaction, True, cog.settings.message_content_intent)
+            call = table.Call(cog.service, guild_id, {}, True, front, cog.settings, cog.watcher)
+            answer = await table.create_tag_classes(call, self.forum_id)
+            await cog.show(interaction, answer, ephemeral=True)
+        except Exception as exc:  # discord.py would only log it; the admin deserves an answer
+            await cog.handle_error(interaction, exc)
+
+
 class _DiscordFront:
     """What a command of the table may ask of one interaction."""
 
@@ -604,7 +646,7 @@ async def setup(
     await bot.add_cog(cog)
     if settings.message_content_intent:  # without it, no message reaches the bot
         await bot.add_cog(AutoCog(watcher))
-        bot.add_dynamic_items(TagButton)
+        bot.add_dynamic_items(TagButton, TagClassesButton)
     for command in cog.slash_commands.values():
         bot.tree.add_command(command)
     bot.tree.add_command(cog.context_menu)

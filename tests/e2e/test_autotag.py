@@ -129,3 +129,33 @@ async def test_setup_refuses_without_manage_threads_and_survives_a_restart(
     assert refused == messages.watch_lacks([(f"<#{forum}>", "manage_threads")])
     assert member.text == messages.MISSING_PERMISSION
     assert tags_of(fake, post) == [bug]
+
+
+async def test_the_tags_without_a_class_become_classes_at_one_click(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    guild = GUILD + 3
+    forum, _, _, request = await server(fake, guild)
+    process = await BotProcess.start_ready(fake, tmp_path, ENV)
+    try:
+        await add_class(fake, guild, "bug", "crash error exception broken freeze bug")
+        answer = await fake.interact(
+            "autotag", {"forum": forum}, guild_id=guild, user_id=ADMIN, admin=True
+        )
+        member = await fake.press(answer, 2, guild_id=guild, user_id=OTHER)
+        created = await fake.press(answer, 2, guild_id=guild, user_id=ADMIN, admin=True)
+        again = await fake.press(answer, 2, guild_id=guild, user_id=ADMIN, admin=True)
+        listed = await fake.interact("classes", guild_id=guild, user_id=ADMIN, admin=True)
+        post = await fake.new_post(
+            guild, forum, "Feature request", "A request for a new feature: dark mode"
+        )
+        await fake.wait_for(lambda: tags_of(fake, post))
+    finally:
+        assert await process.stop() == 0, process.log()
+
+    assert '"Question", "Feature Request"' in answer.text
+    assert member.text == messages.MISSING_PERMISSION
+    assert created.text == messages.tag_classes_created(["Question", "Feature Request"])
+    assert again.text == messages.TAG_CLASSES_EXIST
+    assert "**Feature Request**" in listed.text
+    assert tags_of(fake, post) == [request]
