@@ -885,7 +885,9 @@ class FakeDiscord:
         else:
             options = dict(options or {})
             resolved: dict[str, Json] = {}
-            for name, (filename, content) in (files or {}).items():
+            # An attachment may also be given among the options, as (filename, content).
+            files = {**{k: v for k, v in options.items() if isinstance(v, tuple)}, **(files or {})}
+            for name, (filename, content) in files.items():
                 options[name], resolved[options[name]] = self.attach(filename, content)
             data["options"] = self._options(command, options, focused)
             if resolved:

@@ -31,7 +31,7 @@ ADMIN_B = 3800000000000000002
 MEMBER = 3800000000000000003
 SECRET = "alpha secret"
 SECRET_WORDS = "football match team goal"
-STRING, INTEGER, BOOLEAN, NUMBER = 3, 4, 5, 10
+STRING, INTEGER, BOOLEAN, CHANNEL, ATTACHMENT, NUMBER = 3, 4, 5, 7, 11, 10
 BUTTON, SELECT = 2, 3
 
 _users = iter(range(3900000000000000000, 3999999999999999999))
@@ -87,6 +87,10 @@ def fill(command: dict[str, Any], name: str) -> dict[str, Any]:
             values[option["name"]] = 0.9
         elif kind == BOOLEAN:
             values[option["name"]] = True
+        elif kind == CHANNEL:
+            values[option["name"]] = 1
+        elif kind == ATTACHMENT:
+            values[option["name"]] = ("classes.json", b'{"classes": [{"name": "hacked"}]}')
     return values
 
 
