@@ -749,7 +749,9 @@ class ZeroShotService:
             limit = self.limits.classes_per_guild
             if len(current.definitions) + len(cleaned) > limit:
                 raise ClassFileError.too_many(len(cleaned), len(current.definitions), limit)
-            updated = await self._run(self._import, self.encoder, current, document)
+            updated = await self._run(
+                self._import, self.encoder, current, document, self._calibrations
+            )
             await self._write(
                 guild_id,
                 self.store.import_classes(
@@ -796,7 +798,9 @@ class ZeroShotService:
             built = await self._current(guild_id)
             old = built.snapshot.get(name)
             definition = replace(old, emoji=emoji)
-            updated = await self._run(_replace, self.encoder, built.snapshot, old.name, definition)
+            updated = await self._run(
+                _replace, self.encoder, built.snapshot, old.name, definition, self._calibrations
+            )
             await self._write(guild_id, self.store.set_class_emoji(guild_id, old.name, emoji))
             self._swap(guild_id, updated, built)
         return definition
@@ -873,7 +877,12 @@ class ZeroShotService:
         )
 
     @staticmethod
-    def _import(encoder: Encoder, current: ClassSet, class_set: ClassSetFile) -> ClassSet:
+    def _import(
+        encoder: Encoder,
+        current: ClassSet,
+        class_set: ClassSetFile,
+        calibrations: CalibrationCache | None = None,
+    ) -> ClassSet:
         """``current`` with the classes of an export file added (and its threshold, unless None).
 
         Raises:
@@ -883,7 +892,7 @@ class ZeroShotService:
             try:
                 for text in definition.examples:
                     encoder.encode(text, what="example")
-                current = current.added(embed_class(encoder, definition))
+                current = current.added(embed_class(encoder, definition, calibrations))
             except UnknownWordsError as exc:
                 raise ZeroShotService._file_error(number, definition.name, exc) from exc
         if class_set.threshold is not None:
