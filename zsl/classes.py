@@ -135,8 +135,8 @@ class ClassVector:
 
 @dataclass(frozen=True, slots=True)
 class ClassCalibration:
-    """A class's three numbers from ordinary text: the costly part of embedding a class (each of
-    its words against every background document), and all that a rebuild needs to keep."""
+    """A class's scores on ordinary text, five numbers: the costly part of embedding a class
+    (each of its words against every background document), and all that a rebuild needs kept."""
 
     vector: Calibration
     words: Calibration
@@ -215,7 +215,7 @@ _NUMBERS = struct.Struct("<5d")  # exact: a Python float is a double
 class CalibrationCache:
     """Calibrations of classes embedded before, least recently used out first, within a budget
     in bytes: a guild read again after its eviction is then embedded without the background
-    pass, about a tenth of the work, for a few hundred bytes a class.
+    pass, a twentieth of the work or less, for a few hundred bytes a class.
 
     Entries are keyed by the model's identity (its name, shape and a fingerprint of its rows),
     the encoder's settings and the definition's name, description and examples, so a changed

@@ -5,6 +5,8 @@ the store is only watched (a spy counts what it is asked to read), never replace
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -353,6 +355,38 @@ async def _write_silently(url: str) -> None:
             )
     finally:
         await db.close()
+
+
+async def test_guilds_are_embedded_one_at_a_time_leaving_the_interpreter_to_the_loop(
+    glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild is mostly Python: more threads would not be faster, only take the interpreter
+    # from the event loop (loop lag p99 56-125 ms measured with one thread per miss).
+    await fill(db_url, range(1, 21))
+    running, most = 0, 0
+    counting = threading.Lock()
+    real = zsl.service._build
+
+    def counted(*args: Any) -> Any:
+        nonlocal running, most
+        with counting:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.01)  # long enough for others to start, were they allowed to
+            return real(*args)
+        finally:
+            with counting:
+                running -= 1
+
+    monkeypatch.setattr(zsl.service, "_build", counted)
+    async with await ZeroShotService.open(glove, db_url) as service:
+        results = await asyncio.gather(*(service.classify(g, TEXTS[0]) for g in range(1, 21)))
+        info = service.cache_info()
+
+    assert most == zsl.service.BUILDERS == 1
+    assert info.guilds == 20
+    assert {r.top.name for r in results} == {"sports"}
 
 
 class TestKeptCalibrations:
