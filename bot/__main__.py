@@ -79,6 +79,7 @@ async def run_bot(settings: Settings, token: str, vectors: zsl.WordVectors, *, s
         store_timeout=settings.store_timeout_seconds,
         owns=served,
         cache_bytes=settings.guild_cache_mb * 2**20,
+        calibration_bytes=settings.calibration_cache_mb * 2**20,
     )
     try:
         bot = ZeroShotBot(service, settings, force_sync=sync, served=served)

@@ -45,6 +45,7 @@ MAX_SNOWFLAKE = 2**63 - 1  # every Discord ID fits a signed 64-bit database inte
 MAX_STORE_TIMEOUT_SECONDS = 600.0  # ten minutes: far past what a member would wait for
 DEFAULT_GUILD_CACHE_MB = zsl.DEFAULT_GUILD_CACHE_BYTES // 2**20
 MAX_GUILD_CACHE_MB = 1_048_576  # a terabyte: past any machine this runs on
+DEFAULT_CALIBRATION_CACHE_MB = zsl.DEFAULT_CALIBRATION_CACHE_BYTES // 2**20
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 KEYS = (
     "DISCORD_TOKEN",
@@ -52,6 +53,7 @@ KEYS = (
     "ZSL_DATABASE_URL",
     "ZSL_STORE_TIMEOUT_SECONDS",
     "ZSL_GUILD_CACHE_MB",
+    "ZSL_CALIBRATION_CACHE_MB",
     "ZSL_CACHE_DIR",
     "DEV_GUILD_ID",
     "CLASSIFY_COOLDOWN_SECONDS",
@@ -88,6 +90,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     store_timeout_seconds: float = DEFAULT_STORE_TIMEOUT
     guild_cache_mb: int = DEFAULT_GUILD_CACHE_MB
+    calibration_cache_mb: int = DEFAULT_CALIBRATION_CACHE_MB
     cache_dir: Path = field(default_factory=default_cache_dir)
     dev_guild_id: int | None = None
     classify_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
@@ -158,6 +161,12 @@ class Settings:
             ),
             guild_cache_mb=_get(
                 values, "ZSL_GUILD_CACHE_MB", _count(MAX_GUILD_CACHE_MB), DEFAULT_GUILD_CACHE_MB
+            ),
+            calibration_cache_mb=_get(
+                values,
+                "ZSL_CALIBRATION_CACHE_MB",
+                _count(MAX_GUILD_CACHE_MB),
+                DEFAULT_CALIBRATION_CACHE_MB,
             ),
             cache_dir=Path(cache_dir).expanduser()
             if cache_dir

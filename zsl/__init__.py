@@ -47,6 +47,7 @@ from zsl.records import (
     parse_class_set,
 )
 from zsl.service import (
+    DEFAULT_CALIBRATION_CACHE_BYTES,
     DEFAULT_GUILD_CACHE_BYTES,
     CacheInfo,
     ZeroShotService,
@@ -56,6 +57,7 @@ from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
 
 __all__ = [
+    "DEFAULT_CALIBRATION_CACHE_BYTES",
     "DEFAULT_GUILD_CACHE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLD",

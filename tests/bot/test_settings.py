@@ -49,6 +49,7 @@ def test_every_key_is_read() -> None:
         "ZSL_STORE_TIMEOUT_SECONDS": "2.5",
         "ZSL_CACHE_DIR": "/tmp/cache",
         "ZSL_GUILD_CACHE_MB": "64",
+        "ZSL_CALIBRATION_CACHE_MB": "8",
         "DEV_GUILD_ID": "123456789012345678",
         "CLASSIFY_COOLDOWN_SECONDS": "0",
         "ZSL_MAX_CLASSES": "7",
@@ -78,6 +79,7 @@ def test_every_key_is_read() -> None:
         database_url="sqlite:////srv/zsl.db",
         store_timeout_seconds=2.5,
         guild_cache_mb=64,
+        calibration_cache_mb=8,
         cache_dir=Path("/tmp/cache"),
         dev_guild_id=123456789012345678,
         classify_cooldown_seconds=0.0,
@@ -157,6 +159,7 @@ def test_empty_values_mean_unset() -> None:
         ("ZSL_STORE_TIMEOUT_SECONDS", "soon"),
         ("ZSL_GUILD_CACHE_MB", "0"),
         ("ZSL_GUILD_CACHE_MB", "1.5"),
+        ("ZSL_CALIBRATION_CACHE_MB", "0"),
     ],
 )
 def test_bad_value_is_one_sentence_naming_the_key(key: str, value: str) -> None:
@@ -185,6 +188,7 @@ NUMERIC_MAXIMA = [
     ("ZSL_STORE_TIMEOUT_SECONDS", "600", "a number of seconds above 0 and up to 600 (ten minutes)"),
     ("DEV_GUILD_ID", str(2**63 - 1), "a server ID (the number from Copy Server ID)"),
     ("ZSL_GUILD_CACHE_MB", "1048576", "a whole number from 1 to 1,048,576"),
+    ("ZSL_CALIBRATION_CACHE_MB", "1048576", "a whole number from 1 to 1,048,576"),
 ]
 
 
@@ -198,6 +202,7 @@ def test_every_numeric_key_has_an_upper_bound() -> None:
         "FEEDBACK_MINUTES",
         "ZSL_STORE_TIMEOUT_SECONDS",
         "ZSL_GUILD_CACHE_MB",
+        "ZSL_CALIBRATION_CACHE_MB",
     }
 
 
