@@ -151,6 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=300,
         help="seconds one size may take before it is reported as not measured",
     )
+    parser.add_argument(
+        "--scale-same-classes",
+        action="store_true",
+        help="every guild holds the same 20 classes (a first use then reuses their kept"
+        " calibrations: for memory runs over many guilds, not for timing first uses)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -199,7 +205,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def bench_classes(vectors: WordVectors, count: int, seed: int = 0) -> list[tuple[str, str]]:
     """``count`` distinct class definitions of ordinary, frequent words (name + 3 words)."""
-    words = [w for w in _frequent_words(vectors) if w.isalpha() and len(w) > 3]
+    words = _description_words(vectors)
     picked = [words[i] for i in np.random.default_rng(seed).permutation(len(words))]
     n = len(picked)
     numbered = 4 * count > n  # more classes than words: numbered names keep them distinct
@@ -210,6 +216,10 @@ def bench_classes(vectors: WordVectors, count: int, seed: int = 0) -> list[tuple
         )
         for i in range(count)
     ]
+
+
+def _description_words(vectors: WordVectors) -> list[str]:
+    return [w for w in _frequent_words(vectors) if w.isalpha() and len(w) > 3]
 
 
 def _frequent_words(vectors: WordVectors, start: int = 500, stop: int = 60_000) -> list[str]:
@@ -795,16 +805,36 @@ print(json.dumps(asyncio.run(scale_run(*json.loads(sys.argv[1])))), flush=True)
 """
 
 
+def _guild_classes(
+    definitions: Sequence[tuple[str, str]], words: Sequence[str], guild_id: int
+) -> list[ClassDefinition]:
+    """Guild ``guild_id``'s classes: ``definitions``, two of each one's three description words
+    replaced by words of the guild's own (the same size), so that no two guilds share a class
+    (as servers that invent their own classes): what one guild's first use embedded cannot
+    make another's cheaper. No ``words``: every guild holds ``definitions`` as they are."""
+    if not words:
+        return [ClassDefinition(name, description) for name, description in definitions]
+    n, count = len(words), len(definitions)
+    return [
+        ClassDefinition(name, f"{description.split()[0]} {words[k % n]} {words[k // n % n]}")
+        for k, (name, description) in enumerate(definitions, start=guild_id * count)
+    ]
+
+
 async def _fill_bulk(
-    url: str, definitions: Sequence[tuple[str, str]], first: int, stop: int
+    url: str, definitions: Sequence[tuple[str, str]], words: Sequence[str], first: int, stop: int
 ) -> None:
-    """Store guilds ``first`` .. ``stop - 1``, each with ``definitions``, in bulk (set-up only)."""
-    classes = [ClassDefinition(name, description) for name, description in definitions]
+    """Store guilds ``first`` .. ``stop - 1`` in bulk (set-up only), each with its own variant
+    of ``definitions`` (see :func:`_guild_classes`)."""
     store = await open_store(url)
-    step = max(1, _FILL_ROWS // len(classes))
+    step = max(1, _FILL_ROWS // len(definitions))
     try:
         for start in range(first, stop, step):
-            rows = [(g, c) for g in range(start, min(start + step, stop)) for c in classes]
+            rows = [
+                (g, c)
+                for g in range(start, min(start + step, stop))
+                for c in _guild_classes(definitions, words, g)
+            ]
             await store.bulk_insert_classes(rows)
     finally:
         await store.close()
@@ -907,6 +937,7 @@ async def scale_run(
         result["end_mb"] = (_rss_kb() - model_kb) / 1024
         info = service.cache_info()
         result["cache_mb"], result["cached"] = info.bytes / 2**20, info.guilds
+        result["calibrations_mb"] = info.calibration_bytes / 2**20
     return result
 
 
@@ -945,7 +976,7 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
 
 def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str]:
     if isinstance(found, str):
-        return [store, f"{guilds:,}", *["-"] * 12, found]
+        return [store, f"{guilds:,}", *["-"] * 13, found]
 
     def mb(key: str) -> str:
         value = found.get(key)
@@ -966,12 +997,14 @@ def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str
         mb("used_once_mb"),
         mb("end_mb"),
         mb("cache_mb"),
+        mb("calibrations_mb"),
         "",
     ]
 
 
 async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
     definitions = bench_classes(vectors, _SCALE_CLASSES, seed=5)
+    words = [] if args.scale_same_classes else _description_words(vectors)
     sizes = sorted(set(args.scale_guilds))
     rows = []
 
@@ -981,7 +1014,7 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
             if guilds > largest:
                 rows.append(_scale_row(store, guilds, f"not measured: over {largest:,} here"))
                 continue
-            await _fill_bulk(url, definitions, filled + 1, guilds + 1)  # grows the registry
+            await _fill_bulk(url, definitions, words, filled + 1, guilds + 1)  # grows it
             filled = guilds
             rows.append(
                 _scale_row(store, guilds, await asyncio.to_thread(_scale_child, args, url, guilds))
@@ -994,7 +1027,12 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         async with _scratch_database(args.postgres) as url:
             await measure("PostgreSQL", url, max(sizes))
     else:
-        rows.append(["PostgreSQL", "-", *["-"] * 12, "not measured: give --postgres URL"])
+        rows.append(["PostgreSQL", "-", *["-"] * 13, "not measured: give --postgres URL"])
+    sharing = (
+        "every guild holds the same classes"
+        if args.scale_same_classes
+        else "no two guilds share a class"
+    )
     _table(
         [
             "store",
@@ -1011,16 +1049,19 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
             "used once MB",
             "end MB",
             "cache MB",
+            "calib MB",
             "note",
         ],
         rows,
         f"scale: registries of N guilds x {_SCALE_CLASSES} classes, each size in a new process."
         " open = ZeroShotService.open (MB: resident memory it adds beside the model); cold ="
-        f" first classify of {args.scale_cold} unused guilds (incl. reading them); then"
+        f" first classify of {args.scale_cold} unused guilds (incl. reading them; {sharing});"
+        " then"
         f" {args.concurrent} calls in flight: each active guild once (used once MB), then"
         f" {args.scale_calls:,} on active guilds at random with the cache budget (default: half"
         " the working set; working MB = a built guild's bytes x active), texts/s and event-loop"
-        " lag; end MB and the cache's own figure after (all MB beside the model)",
+        " lag; end MB and the cache's own figures after: built guilds (cache MB) and the"
+        " calibrations kept to rebuild evicted ones (calib MB; all MB beside the model)",
     )
 
 
