@@ -373,6 +373,7 @@ class ZeroShotService:
                     self.limits,
                 ),
                 examples=old.examples,
+                emoji=old.emoji,  # the registry keeps it: so must the snapshot
             )
             other = current.find(definition.name)
             if other is not None and other != current.find(old.name):

@@ -727,3 +727,16 @@ class TestLazyBuilding:
             result = await first_use
 
         assert result.top.name == "weather"
+
+
+@pytest.mark.asyncio
+async def test_an_edited_class_keeps_its_emoji(glove: WordVectors, db_url: str) -> None:
+    async with await _service(glove, db_url) as service:
+        await service.set_emoji(1, "sports", "⚽")
+        await service.edit_class(1, "sports", description="football goal referee")
+        in_memory = await service.get_class(1, "sports")
+        memory, stored = await _state(service, db_url)
+
+    assert in_memory.emoji == "⚽"
+    assert in_memory.description == "football goal referee"
+    assert memory[1] == stored[1].classes  # the snapshot is what the registry holds
