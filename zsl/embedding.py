@@ -132,8 +132,6 @@ class Encoder:
 
     def __init__(self, vectors: WordVectors, config: EncoderConfig | None = None) -> None:
         self.vectors = vectors
-        # A plain ndarray view of the (memory-mapped) matrix: same pages, cheaper indexing.
-        self._matrix: Matrix = np.asarray(vectors.vectors)
         self.config = config or EncoderConfig()
         probability = _word_probabilities(vectors)
         a = self.config.sif_a
@@ -204,7 +202,7 @@ class Encoder:
             counts_all = np.fromiter(
                 itertools.chain.from_iterable(c for _, _, c, _ in bags), np.float32, offset
             )
-            raw = np.asarray(self._matrix[index], dtype=np.float32)
+            raw = self.vectors.rows(index)
             for position, vector in subwords:
                 raw[position] = vector
             encoded = self._bags(
@@ -261,7 +259,7 @@ class Encoder:
         rows = np.asarray([self.vectors.key_to_index[words[i]] for i in chosen], dtype=np.intp)
         return self._bags(
             [(encoded.words + tuple(words[i] for i in chosen), encoded.unknown_words)],
-            np.vstack([encoded.raw, self._matrix[rows]]).astype(np.float32),
+            np.vstack([encoded.raw, self.vectors.rows(rows)]),
             np.concatenate([encoded.weights, added]),
         )[0]
 
@@ -276,7 +274,8 @@ class Encoder:
             if index < size:
                 words[index] = word
         keep = [i for i, w in enumerate(words) if w.isalpha()]
-        matrix = _normalise_rows(self._transform_rows(self._matrix[:size][keep]))
+        rows = np.asarray(keep, dtype=np.intp)
+        matrix = _normalise_rows(self._transform_rows(self.vectors.rows(rows)))
         return [words[i] for i in keep], matrix
 
     def _known_words(
@@ -332,7 +331,7 @@ class Encoder:
         picks = rng.choice(size, size=int(lengths.sum()), p=p)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
         distinct, tokens = np.unique(picks, return_inverse=True)
-        raw = np.asarray(self.vectors.vectors[distinct], dtype=np.float32)
+        raw = self.vectors.rows(distinct)
         weights = self._weights[distinct][tokens]
         weighted = np.add.reduceat(raw[tokens] * weights[:, None], starts, axis=0)
         documents = weighted / np.add.reduceat(weights, starts)[:, None]

@@ -17,6 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from zsl.classes import Limits
 from zsl.classifier import Classification
 from zsl.errors import UnknownWordsError, ZslError
@@ -101,6 +104,45 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str
     return sum(scores) / len(scores)
 
 
+def open_set_auroc(
+    gold: Sequence[str],
+    best_two: Sequence[Sequence[tuple[str, float]]],
+    labels: Sequence[str],
+) -> float:
+    """How well confidence tells texts of a missing class from the rest, leaving each class out.
+
+    For each class c, as if c had never been added: every text's confidence is that of its best
+    class other than c. The AUROC of that confidence, texts of the other classes (which have
+    their class) against texts of c (which have none), is the chance that a random text with a
+    class is more confident than a random text without. The mean over classes; 0.5 is chance.
+    A text with no known word has confidence 0.
+    """
+    aurocs = []
+    for left_out in labels:
+        confidence = np.array(
+            [next((c for name, c in two if name != left_out), 0.0) for two in best_two]
+        )
+        missing = np.array([g == left_out for g in gold])
+        if missing.all() or not missing.any():
+            continue
+        aurocs.append(_auroc(confidence[~missing], confidence[missing]))
+    return float(np.mean(aurocs)) if aurocs else 0.5
+
+
+def _auroc(positives: npt.NDArray[np.float64], negatives: npt.NDArray[np.float64]) -> float:
+    """P(a random positive scores above a random negative), ties counting half (Mann-Whitney)."""
+    values = np.concatenate([positives, negatives])
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    # Average ranks over ties: each run of equal values gets the mean of its positions.
+    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(mean_rank, counts)
+    p = len(positives)
+    return float((ranks[:p].sum() - p * (p + 1) / 2.0) / (p * len(negatives)))
+
+
 def pick_examples(data: DataSet, per_class: int, seed: int) -> dict[int, str]:
     """Rows to teach the classes with, as an admin's corrections would: ``per_class`` texts
     of each label (fewer if it has fewer), drawn at random with ``seed``. Row -> label."""
@@ -153,10 +195,12 @@ async def evaluate(
             data = replace(data, rows=[r for i, r in enumerate(data.rows) if i not in taught])
         predicted: list[str] = []
         abstained: list[bool] = []
+        best_two: list[tuple[tuple[str, float], ...]] = []  # (class, confidence), best first
 
         async def answer(text: str) -> Classification | None:
             try:
-                return await service.classify(_GUILD, text, top_k=1)
+                # The runner-up is what the text would get were the top class not there.
+                return await service.classify(_GUILD, text, top_k=2)
             except UnknownWordsError:
                 return None  # no known word: no answer, counted as wrong
 
@@ -168,6 +212,11 @@ async def evaluate(
             for result in await asyncio.gather(*(answer(text) for _, text in chunk)):
                 predicted.append("" if result is None else result.top.name)
                 abstained.append(result is None or result.abstained)
+                best_two.append(
+                    ()
+                    if result is None
+                    else tuple((p.name, p.confidence) for p in result.predictions)
+                )
             if bar is not None:
                 bar.update(len(chunk))
         elapsed = time.perf_counter() - started
@@ -186,6 +235,7 @@ async def evaluate(
         "coverage": len(kept) / n if n else 0.0,
         "accuracy_when_answered": sum(kept) / len(kept) if kept else 0.0,
         "texts_per_second": n / elapsed if elapsed else 0.0,
+        "open_set_auroc": open_set_auroc(gold, best_two, data.labels),
     }
     if naive:
         baseline = NaiveClassifier(

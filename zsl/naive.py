@@ -37,7 +37,7 @@ class NaiveClassifier:
         ]
         if not rows:
             return None
-        mean = np.asarray(self.vectors.vectors[rows], dtype=np.float32).mean(axis=0)
+        mean = self.vectors.rows(np.asarray(rows, dtype=np.intp)).mean(axis=0)
         norm = float(np.linalg.norm(mean))
         return mean / norm if norm else None
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
+
+from zsl.vectors import DEFAULT_MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -23,13 +24,14 @@ def instructions() -> list[tuple[str, str]]:
     return result
 
 
-def test_every_copied_path_exists() -> None:
-    copies = [arguments for keyword, arguments in instructions() if keyword == "COPY"]
-    sources = [source for arguments in copies for source in shlex.split(arguments)[:-1]]
+def test_the_project_is_installed_from_the_context_without_a_copy() -> None:
+    steps = instructions()
+    install = next(arguments for keyword, arguments in steps if "pip install" in arguments)
 
-    assert sources, "the Dockerfile copies nothing"
-    missing = [source for source in sources if not (ROOT / source).exists()]
-    assert missing == []
+    assert not any(keyword in ("COPY", "ADD") for keyword, _ in steps)  # one copy: site-packages
+    assert "--mount=type=bind,target=/src" in install
+    assert "pip install --no-compile /src" in install
+    assert (ROOT / "pyproject.toml").is_file()
 
 
 def test_command_is_the_documented_entry_point() -> None:
@@ -52,10 +54,15 @@ def test_runs_as_a_non_root_user_on_a_slim_base_with_a_data_volume() -> None:
     assert any(keyword == "VOLUME" and "/data" in arguments for keyword, arguments in steps)
 
 
-def test_model_is_converted_at_build_time() -> None:
-    runs = [arguments for keyword, arguments in instructions() if keyword == "RUN"]
+def test_the_default_model_ships_in_the_image_with_the_package() -> None:
+    runs = " ".join(arguments for keyword, arguments in instructions() if keyword == "RUN")
+    ignored = (ROOT / ".dockerignore").read_text()
 
-    assert any("load_vectors(cache_dir='/opt/zsl/cache')" in arguments for arguments in runs)
+    assert "pip install --no-compile /src " in runs  # no extra: no GloVe, no pyarrow, no torch
+    assert "[glove]" not in runs
+    assert "zslv" not in ignored
+    assert "models" not in ignored
+    assert DEFAULT_MODEL_FILE.relative_to(ROOT).parts[0] == "zsl"  # COPY zsl brings it
 
 
 def test_secrets_and_data_stay_out_of_the_image() -> None:

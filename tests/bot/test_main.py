@@ -101,7 +101,10 @@ def test_a_port_out_of_range_stops_startup_with_one_sentence(tmp_path: Path) -> 
 def test_the_model_cache_folder_comes_from_the_settings(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     cache = tmp_path / "a-file" / "cache"
-    (tmp_path / ".env").write_text(f"DISCORD_TOKEN=x\nZSL_CACHE_DIR={cache}\n")
+    # GloVe is converted into the cache on first use (the default ships ready to map).
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN=x\nZSL_MODEL=glove-6b-50d\nZSL_CACHE_DIR={cache}\n"
+    )
 
     result = run_bot(tmp_path)
 

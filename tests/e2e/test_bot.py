@@ -263,7 +263,7 @@ class TestClassify:
         self, fake: FakeDiscord, bot: BotProcess
     ) -> None:
         exchange = await fake.interact(
-            "classify", {"text": "qwzxv plorbt"}, guild_id=GUILD, user_id=new_user()
+            "classify", {"text": "qwzxv vbnmq"}, guild_id=GUILD, user_id=new_user()
         )
 
         assert exchange.ephemeral

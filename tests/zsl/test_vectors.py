@@ -12,7 +12,7 @@ import pytest
 from gensim.models import FastText, KeyedVectors
 from gensim.models.fasttext import save_facebook_model
 
-from zsl import DEFAULT_MODEL, Encoder, ModelError, WordVectors, load_vectors
+from zsl import DEFAULT_MODEL, GLOVE_MODEL, Encoder, ModelError, WordVectors, load_vectors
 from zsl.vectors import convert, train_word2vec
 
 WORDS = ["the", "football", "goal", "song", "album", "Paris"]
@@ -32,8 +32,21 @@ def _assert_same_vectors(loaded: WordVectors, kv: KeyedVectors) -> None:
 
 
 class TestDefaultModel:
-    def test_default_is_glove_6b_50d_memory_mapped(self, glove: WordVectors) -> None:
-        assert glove.name == DEFAULT_MODEL
+    def test_default_is_the_shipped_table_memory_mapped(self, default_model: WordVectors) -> None:
+        assert default_model.name == DEFAULT_MODEL == "minilm-256d"
+        assert default_model.dim == 256
+        assert isinstance(default_model.vectors, np.memmap)
+        assert not default_model.vectors.flags.writeable
+        assert list(default_model.key_to_index)[:3] == ["the", "of", "to"]
+        assert default_model.counts is not None  # Zipf over GloVe's ranks, pieces rarest
+
+    def test_loaded_once_per_process(self, default_model: WordVectors) -> None:
+        assert load_vectors(cache_dir=os.environ["ZSL_CACHE_DIR"]) is default_model
+
+
+class TestGlove:
+    def test_glove_6b_50d_is_converted_and_memory_mapped(self, glove: WordVectors) -> None:
+        assert glove.name == GLOVE_MODEL
         assert (len(glove), glove.dim) == (400_000, 50)
         assert isinstance(glove.vectors, np.memmap)
         assert not glove.vectors.flags.writeable
@@ -41,7 +54,7 @@ class TestDefaultModel:
         assert glove.counts is None  # GloVe ships no counts: frequency comes from the rank
 
     def test_loaded_once_per_process(self, glove: WordVectors) -> None:
-        assert load_vectors(cache_dir=os.environ["ZSL_CACHE_DIR"]) is glove
+        assert load_vectors(GLOVE_MODEL, cache_dir=os.environ["ZSL_CACHE_DIR"]) is glove
 
     def test_cased_lookups_fall_back_to_the_uncased_vocabulary(self, glove: WordVectors) -> None:
         assert glove.index("Football") == glove.index("football") is not None
@@ -50,7 +63,8 @@ class TestDefaultModel:
     def test_two_processes_starting_at_once_convert_once(self, tmp_path: Path) -> None:
         code = (
             "import logging, sys; logging.basicConfig(level=logging.INFO);"
-            "from zsl import load_vectors; v = load_vectors(cache_dir=sys.argv[1]); print(len(v))"
+            "from zsl import load_vectors;"
+            "v = load_vectors('glove-6b-50d', cache_dir=sys.argv[1]); print(len(v))"
         )
         procs = [
             subprocess.Popen(
@@ -78,7 +92,7 @@ class TestDefaultModel:
         monkeypatch.setenv("ZSL_CACHE_DIR", str(tmp_path / "ignored"))
 
         with pytest.raises(ModelError, match=f"cache folder {chosen} is not writable"):
-            load_vectors(DEFAULT_MODEL, cache_dir=chosen)
+            load_vectors(GLOVE_MODEL, cache_dir=chosen)
         assert not (tmp_path / "ignored").exists()
 
 
@@ -183,7 +197,7 @@ class TestRefusals:
 
         monkeypatch.setattr(socket, "create_connection", offline)
 
-        with pytest.raises(ModelError, match=r"could not be downloaded.*glove-6b-50d.*\.kv"):
+        with pytest.raises(ModelError, match=r"could not be downloaded.*minilm-256d.*\.kv"):
             load_vectors("fasttext-wiki-news-subwords-300", cache_dir=tmp_path)
 
     def test_every_message_is_one_sentence_without_a_traceback(self, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -106,7 +107,9 @@ class TestMappedFiles:
         with pytest.raises(ModelError, match="corrupt"):
             load_vectors(tmp_path / "m.zslv")
 
-    def test_the_default_model_loads_without_importing_gensim(self, glove: WordVectors) -> None:
+    def test_the_default_model_loads_without_importing_gensim(
+        self, default_model: WordVectors
+    ) -> None:
         code = (
             "import os, sys, zsl; v = zsl.load_vectors(cache_dir=os.environ['ZSL_CACHE_DIR']); "
             "print(len(v), v.index('football') is not None, 'gensim' in sys.modules)"
@@ -121,4 +124,60 @@ class TestMappedFiles:
             check=True,
         ).stdout
 
-        assert out.split() == ["400000", "True", "False"]
+        assert out.split() == [str(len(default_model)), "True", "False"]
+
+
+class TestQuantisedTables:
+    """int8 rows with one scale each, and WordPiece pieces for the words a table lacks."""
+
+    WORDS: ClassVar[list[str]] = ["time", "play", "pok", "e", "##zone", "##mon", "##s", "##e"]
+
+    def _saved(self, tmp_path: Path, pieces_from: int | None = 4) -> WordVectors:
+        rows = np.array([[1, 0], [0, 2], [3, 3], [1, 1], [0, 4], [5, 0], [1, -1], [-2, 0]], np.int8)
+        scales = np.arange(1, len(self.WORDS) + 1, dtype=np.float32) / 10
+        save_mapped(self.WORDS, rows, tmp_path / "q.zslv", scales=scales, pieces_from=pieces_from)
+        return load_vectors(tmp_path / "q.zslv")
+
+    def test_rows_are_the_int8_values_times_their_scale(self, tmp_path: Path) -> None:
+        model = self._saved(tmp_path)
+
+        assert model.vectors.dtype == np.int8
+        np.testing.assert_allclose(model.rows(np.array([0, 2])), [[0.1, 0.0], [0.9, 0.9]])
+
+    def test_an_unknown_word_is_the_mean_of_its_pieces(self, tmp_path: Path) -> None:
+        model = self._saved(tmp_path)
+        assert model.subword_vector is not None
+
+        # time + ##zone: (0.1, 0) and (0, 2.0). Pokémon, once lower-cased without its accent, is
+        # pok + ##e + ##mon: (0.9, 0.9), (-1.6, 0) and (3.0, 0), longest piece first.
+        np.testing.assert_allclose(model.subword_vector("timezone"), [0.05, 1.0])
+        np.testing.assert_allclose(model.subword_vector("Pokémon"), [2.3 / 3, 0.3], rtol=1e-6)
+        np.testing.assert_allclose(model.subword_vector("plays"), [0.35, -0.15], rtol=1e-6)
+
+    def test_a_word_no_piece_covers_gets_an_empty_vector(self, tmp_path: Path) -> None:
+        model = self._saved(tmp_path)
+        assert model.subword_vector is not None
+
+        assert model.subword_vector("timex").size == 0  # no piece "##x"
+        assert model.subword_vector("zone").size == 0  # "##zone" only continues a word
+        assert model.subword_vector("x" * 10_000).size == 0
+        assert model.subword_vector("timeee").size == 0  # time + ##e + ##e: mostly letters
+
+    def test_a_table_without_pieces_builds_nothing(self, tmp_path: Path) -> None:
+        assert self._saved(tmp_path, pieces_from=None).subword_vector is None
+
+    def test_equal_inputs_give_identical_files(self, tmp_path: Path) -> None:
+        self._saved(tmp_path / "one")
+        self._saved(tmp_path / "two")
+
+        assert (tmp_path / "one" / "q.zslv").read_bytes() == (
+            tmp_path / "two" / "q.zslv"
+        ).read_bytes()
+
+    def test_int8_rows_without_scales_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="int8"):
+            save_mapped(["a"], np.ones((1, 2), np.int8), tmp_path / "q.zslv")
+        with pytest.raises(ValueError, match="pieces_from"):
+            save_mapped(
+                ["##a", "b"], np.ones((2, 2), np.float32), tmp_path / "q.zslv", pieces_from=0
+            )

