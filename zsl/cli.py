@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsl", description="Zero-shot text classification with word vectors."
     )
-    parser.add_argument("--model", help="model to use (default: $ZSL_MODEL or glove-6b-50d)")
+    parser.add_argument("--model", help="model to use (default: $ZSL_MODEL or minilm-256d)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
