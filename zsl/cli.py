@@ -29,6 +29,7 @@ from zsl.service import MAX_TOP_K, ZeroShotService, use_one_blas_thread
 from zsl.store import open_store
 from zsl.vectors import (
     DEFAULT_MODEL,
+    GLOVE_MODEL,
     MAX_DIM,
     TRAINING_RANGES,
     default_cache_dir,
@@ -419,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help=f"dimensions after PCA, 1 to {MAX_DIM} (default 256)",
     )
-    p.add_argument("--base", default="glove-6b-50d", help="model whose vocabulary to take")
+    p.add_argument("--base", default=GLOVE_MODEL, help="model whose vocabulary to take")
     p.add_argument(
         "--template", default="this is about {}.", help="text around each word ({} = the word)"
     )

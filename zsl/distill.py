@@ -6,13 +6,17 @@ as an ordinary word-vector model, keeps most of that understanding at word-vecto
 
 1. the vocabulary is the most frequent words of a base model (GloVe is ordered by frequency),
    keeping only tokens that :func:`zsl.text.tokenize` can produce, so every row can be looked up;
+   then the transformer's own WordPiece whole words the base lacks, and its ``##`` pieces, from
+   which unknown words are built (:mod:`zsl.vectors.pieces`);
 2. each word is encoded once, inside a light template ("this is about {}."), in fixed blocks,
-   optionally cached;
+   optionally cached (a piece as its own token inside the same template);
 3. PCA (an SVD of the centred matrix, signs fixed) keeps the ``dim`` strongest directions;
-4. frequency survives as gensim ``count`` values: the base model's real counts, or Zipf's law
-   over the word's rank *in the base model*, so junk left out does not shift anyone's weight;
-   rows stay most frequent first;
-5. the table is saved with :func:`zsl.vectors.sources.save_native`, ready for ``ZSL_MODEL``.
+4. frequency survives as counts: the base model's real counts, or Zipf's law over the word's
+   rank *in the base model*, so junk left out does not shift anyone's weight; rows stay most
+   frequent first, the transformer's additions last, as rare as the rarest word;
+5. the rows are quantised to int8 with a scale each and saved in our mapped format
+   (:func:`zsl.vectors.save_mapped`): the same inputs give the same bytes. The default model,
+   ``zsl/vectors/models/minilm-256d.zslv``, is this module's output with its defaults.
 
 torch and sentence-transformers are an optional extra (``pip install '.[distill]'``); everything
 but :func:`load_transformer` works without them, with any function from words to vectors.
@@ -35,7 +39,7 @@ import numpy.typing as npt
 
 from zsl.errors import ModelError, ZslError
 from zsl.text import tokenize
-from zsl.vectors import DEFAULT_MODEL, ProgressFactory, WordVectors, load_vectors
+from zsl.vectors import GLOVE_MODEL, ProgressFactory, WordVectors, load_vectors
 from zsl.vectors.format import open_mapped, save_mapped
 
 log = logging.getLogger(__name__)
@@ -222,7 +226,7 @@ def distill(
     *,
     encode: WordEncoder,
     encoder_id: str,
-    base: WordVectors | str = DEFAULT_MODEL,
+    base: WordVectors | str = GLOVE_MODEL,
     vocabulary: int = DEFAULT_VOCABULARY,
     dim: int = DEFAULT_DIM,
     template: str = DEFAULT_TEMPLATE,

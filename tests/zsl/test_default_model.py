@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from zsl import DEFAULT_MODEL, UnknownWordsError, WordVectors, ZeroShotService
+from zsl.distill import select_vocabulary
 from zsl.vectors import DEFAULT_MODEL_FILE, DEFAULT_MODEL_SHA256
 
 # Words of Discord chat and gaming that GloVe 6B (2014) never saw, or saw too rarely.
@@ -48,6 +49,17 @@ def test_loading_and_classifying_need_no_torch(tmp_path: Path) -> None:
     ).stdout
 
     assert out.split("\n")[:2] == ["games", "[]"]
+
+
+def test_its_words_are_glove_s_most_frequent_then_the_teacher_s_pieces(
+    default_model: WordVectors, glove: WordVectors
+) -> None:
+    words, _ = select_vocabulary(glove, 100_000)
+
+    table = list(default_model.key_to_index)
+
+    assert table[:100_000] == words  # what distill() takes from its default base, GloVe
+    assert table[-1].startswith("##")
 
 
 @pytest.mark.parametrize("word", CHAT_WORDS)
