@@ -100,7 +100,7 @@ async def test_an_emoji_alone_is_still_unknown(default_model: WordVectors, tmp_p
 
 @pytest.mark.skipif(
     not os.environ.get("ZSL_TEST_REBUILD"),
-    reason="the bit-for-bit rebuild takes ~15 minutes of CPU: set ZSL_TEST_REBUILD=1 (and "
+    reason="the bit-for-bit rebuild takes ~8 minutes of CPU: set ZSL_TEST_REBUILD=1 (and "
     "install the distill extra) to run it",
 )
 def test_zsl_distill_rebuilds_the_shipped_file_bit_for_bit(tmp_path: Path) -> None:
