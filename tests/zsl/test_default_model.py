@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from zsl import DEFAULT_MODEL, UnknownWordsError, WordVectors, ZeroShotService
@@ -64,12 +66,42 @@ def test_its_words_are_glove_s_most_frequent_then_the_teacher_s_pieces(
 
 @pytest.mark.parametrize("word", CHAT_WORDS)
 def test_every_chat_word_has_a_vector(default_model: WordVectors, word: str) -> None:
-    row = default_model.index(word)
-    if row is None:
-        assert default_model.subword_vector is not None
-        vector = default_model.subword_vector(word)
-        assert vector.shape == (default_model.dim,)
-        assert vector.any()
+    assert _vector(default_model, word) is not None
+
+
+@pytest.mark.parametrize(
+    ("word", "near", "far"),
+    [
+        ("timezone", "clock", "banana"),  # time + ##zone
+        ("copium", "denial", "kitchen"),  # cop + ##ium
+        ("speedrun", "game", "tax"),  # speed + ##run
+    ],
+)
+def test_a_built_word_lands_near_its_meaning(
+    default_model: WordVectors, word: str, near: str, far: str
+) -> None:
+    assert default_model.index(word) is None  # built from its pieces, not a row of the table
+
+    built, close, distant = (_vector(default_model, w) for w in (word, near, far))
+
+    assert built is not None
+    assert close is not None
+    assert distant is not None
+    assert _cosine(built, close) > _cosine(built, distant)
+
+
+def _vector(model: WordVectors, word: str) -> npt.NDArray[np.float32] | None:
+    """The word's row, else the vector built from its pieces; None when it has neither."""
+    row = model.index(word)
+    if row is not None:
+        return model.rows(np.asarray([row]))[0]
+    assert model.subword_vector is not None
+    built = model.subword_vector(word)
+    return built if built.shape == (model.dim,) and built.any() else None
+
+
+def _cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 @pytest.mark.asyncio

