@@ -93,6 +93,32 @@ async def _multipart(request: web.Request) -> Json:
     return body
 
 
+def message_json(
+    message_id: int, channel_id: int, content: str, author: Json, **fields: Any
+) -> Json:
+    """A message as Discord sends it: an ordinary one of ``author``, unless ``fields`` (e.g.
+    ``guild_id``, ``member``, ``edited_timestamp``, ``type``) say otherwise."""
+    return {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "type": 0,
+        "content": content,
+        "embeds": [],
+        "author": author,
+        "attachments": [],
+        "mentions": [],
+        "mention_roles": [],
+        "mention_everyone": False,
+        "pinned": False,
+        "tts": False,
+        "timestamp": _now(),
+        "edited_timestamp": None,
+        "flags": 0,
+        "components": [],
+        **fields,
+    }
+
+
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> Json:
     return {
         "id": str(user_id),
@@ -537,26 +563,18 @@ class FakeDiscord:
         return _json(self._message(body))
 
     def _message(self, data: Json) -> Json:
-        return {
-            "id": str(self.next_id()),
-            "channel_id": "1",
-            "type": 20,
-            "content": data.get("content") or "",
-            "embeds": data.get("embeds") or [],
-            "author": user_payload(BOT_USER_ID, "zsl-test-bot", bot=True),
-            "attachments": [],
-            "mentions": [],
-            "mention_roles": [],
-            "mention_everyone": False,
-            "pinned": False,
-            "tts": False,
-            "timestamp": _now(),
-            "edited_timestamp": None,
-            "flags": int(data.get("flags") or 0),
-            "components": data.get("components") or [],
-            "webhook_id": str(APPLICATION_ID),
-            "application_id": str(APPLICATION_ID),
-        }
+        return message_json(
+            self.next_id(),
+            1,
+            data.get("content") or "",
+            user_payload(BOT_USER_ID, "zsl-test-bot", bot=True),
+            type=20,
+            embeds=data.get("embeds") or [],
+            flags=int(data.get("flags") or 0),
+            components=data.get("components") or [],
+            webhook_id=str(APPLICATION_ID),
+            application_id=str(APPLICATION_ID),
+        )
 
     async def _attachment(self, request: web.Request) -> web.Response:
         content = self.files.get(request.match_info["id"])
@@ -681,50 +699,27 @@ class FakeDiscord:
         """A member (or another bot) writes a message: MESSAGE_CREATE; returns its id."""
         message_id = message_id or self.next_id()
         author = user_payload(author_id, f"user{author_id}", bot=bot)
-        data = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "guild_id": str(guild_id),
-            "type": 0,
-            "content": content,
-            "embeds": [],
-            "author": author,
-            "member": {"roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0},
-            "attachments": [],
-            "mentions": [],
-            "mention_roles": [],
-            "mention_everyone": False,
-            "pinned": False,
-            "tts": False,
-            "timestamp": _now(),
-            "edited_timestamp": None,
-            "flags": 0,
-            "components": [],
-        }
+        data = message_json(
+            message_id,
+            channel_id,
+            content,
+            author,
+            guild_id=str(guild_id),
+            member={"roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0},
+        )
         await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_CREATE", data)
         return message_id
 
     async def edit(self, guild_id: int, channel_id: int, message_id: int, content: str) -> None:
         """A member edits their message: MESSAGE_UPDATE with the new text."""
-        data = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "guild_id": str(guild_id),
-            "type": 0,
-            "content": content,
-            "author": user_payload(4242, "user4242"),
-            "edited_timestamp": _now(),
-            "timestamp": _now(),
-            "embeds": [],
-            "attachments": [],
-            "mentions": [],
-            "mention_roles": [],
-            "mention_everyone": False,
-            "pinned": False,
-            "tts": False,
-            "flags": 0,
-            "components": [],
-        }
+        data = message_json(
+            message_id,
+            channel_id,
+            content,
+            user_payload(4242, "user4242"),
+            guild_id=str(guild_id),
+            edited_timestamp=_now(),
+        )
         await self._dispatch(self._socket_for(guild_id, None), "MESSAGE_UPDATE", data)
 
     async def new_post(
@@ -1067,22 +1062,10 @@ class FakeDiscord:
 
     def message_payload(self, content: str, *, guild_id: int, author_id: int = 4242) -> Json:
         """A message as Discord resolves it for a message context menu."""
-        return {
-            "id": str(self.next_id()),
-            "channel_id": str(self.next_id()),
-            "guild_id": str(guild_id),
-            "type": 0,
-            "content": content,
-            "embeds": [],
-            "author": user_payload(author_id, f"user{author_id}"),
-            "attachments": [],
-            "mentions": [],
-            "mention_roles": [],
-            "mention_everyone": False,
-            "pinned": False,
-            "tts": False,
-            "timestamp": _now(),
-            "edited_timestamp": None,
-            "flags": 0,
-            "components": [],
-        }
+        return message_json(
+            self.next_id(),
+            self.next_id(),
+            content,
+            user_payload(author_id, f"user{author_id}"),
+            guild_id=str(guild_id),
+        )
