@@ -394,7 +394,8 @@ async def _import_classes(call: Call) -> Answer:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise RefusalError(messages.IMPORT_NOT_TEXT) from None
-    added = await call.service.import_classes(call.guild_id, zsl.parse_class_set(text))
+    class_set = await call.service.read_class_set(text)
+    added = await call.service.import_classes(call.guild_id, class_set)
     count = len(await call.service.classes(call.guild_id))
     return Said(messages.classes_imported(len(added), count))
 

@@ -62,6 +62,7 @@ from zsl.records import (
     check_not_look_alike,
     has_broken_characters,
     name_skeleton,
+    parse_class_set,
 )
 from zsl.store import DEFAULT_DATABASE_URL, DEFAULT_STORE_TIMEOUT, Store, open_store
 from zsl.vectors import WordVectors
@@ -709,6 +710,15 @@ class ZeroShotService:
         file holds them."""
         snapshot = await self._snapshot(guild_id)
         return ClassSetFile(snapshot.definitions, snapshot.threshold)
+
+    async def read_class_set(self, text: str) -> ClassSetFile:
+        """Read an export file (see :func:`zsl.records.parse_class_set`) in a worker thread:
+        a file of megabytes is too much JSON to parse on the event loop.
+
+        Raises:
+            ClassFileError: the text is not an export file; the sentence says what is wrong.
+        """
+        return await self._run(parse_class_set, text)
 
     async def import_classes(
         self, guild_id: int, class_set: ClassSetFile

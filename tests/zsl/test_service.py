@@ -11,6 +11,7 @@ import pytest
 import zsl.service
 from tests.conftest import TINY_WORDS, make_vectors
 from zsl import (
+    ClassFileError,
     ClassLimitError,
     ClassNotFoundError,
     DuplicateClassError,
@@ -740,3 +741,25 @@ async def test_an_edited_class_keeps_its_emoji(glove: WordVectors, db_url: str) 
     assert in_memory.emoji == "⚽"
     assert in_memory.description == "football goal referee"
     assert memory[1] == stored[1].classes  # the snapshot is what the registry holds
+
+
+@pytest.mark.asyncio
+async def test_an_export_file_is_parsed_off_the_event_loop(
+    glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    real_parse = zsl.service.parse_class_set
+
+    def spy(text: str) -> Any:
+        threads.append(threading.current_thread())
+        return real_parse(text)
+
+    monkeypatch.setattr(zsl.service, "parse_class_set", spy)
+    async with await ZeroShotService.open(glove, db_url) as service:
+        class_set = await service.read_class_set('{"threshold": null, "classes": []}')
+        with pytest.raises(ClassFileError):
+            await service.read_class_set("{not json")
+
+    assert class_set.classes == ()
+    assert len(threads) == 2
+    assert threading.main_thread() not in threads
