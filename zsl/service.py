@@ -14,13 +14,17 @@ in bytes, least recently used out first. A process given ``owns`` never reads an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import math
+import queue
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -122,6 +126,57 @@ class _Request:
     answer: asyncio.Future[Classification]
 
 
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+
+
+class _Scorer:
+    """The one thread that answers classify batches.
+
+    A hand-off through a queue and ``call_soon_threadsafe`` costs about 27 µs where
+    ``asyncio.to_thread`` costs 74 (measured on an empty call): a tenth of what a text costs at
+    100 classes, paid by every call when they come one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """``fn(*args, **kwargs)`` in the scorer's thread; its result or exception."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="zsl-scorer", daemon=True)
+            self._thread.start()
+        self._jobs.put((loop, answer, functools.partial(fn, *args, **kwargs)))
+        return answer
+
+    def stop(self) -> None:
+        """Let the thread end once the jobs given so far are answered."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, answer, call = job
+            try:
+                outcome: tuple[Any, BaseException | None] = (call(), None)
+            except BaseException as exc:  # the caller gets it, as from to_thread
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, answer, *outcome)
+
+
+def _settle(answer: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if answer.done():  # cancelled meanwhile
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)
+
+
 def use_one_blas_thread() -> None:
     """Limit this whole process to one BLAS thread; entry points call it once at start.
 
@@ -162,6 +217,7 @@ class ZeroShotService:
         self._reader: asyncio.Task[None] | None = None
         self._waiting: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._scorer = _Scorer()
         self._refreshes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -213,6 +269,7 @@ class ZeroShotService:
         """Finish the classifications under way and close the store; the service is done."""
         if self._drainer is not None:
             await asyncio.wait([self._drainer])
+        self._scorer.stop()
         for refresh in self._refreshes:
             refresh.cancel()
         await self.store.close()
@@ -313,7 +370,9 @@ class ZeroShotService:
                 batch = self._waiting[:CLASSIFY_BATCH]
                 del self._waiting[:CLASSIFY_BATCH]
                 try:
-                    answers = await self._run(_classify_batch, self.encoder, batch, self.scoring)
+                    answers = await self._scorer.run(
+                        _classify_batch, self.encoder, batch, self.scoring
+                    )
                 except Exception as exc:  # the thread could not even start: tell every caller
                     answers = [exc] * len(batch)
                 for request, answer in zip(batch, answers, strict=True):
