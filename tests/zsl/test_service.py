@@ -329,6 +329,45 @@ class TestConcurrency:
         assert threads
         assert threading.main_thread() not in threads
 
+    async def test_closing_ends_the_scoring_thread(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[threading.Thread] = []
+        real_rank_encoded = zsl.service.rank_encoded
+
+        def spy(*args: Any) -> Any:
+            threads.append(threading.current_thread())
+            return real_rank_encoded(*args)
+
+        monkeypatch.setattr(zsl.service, "rank_encoded", spy)
+        async with await _service(glove, db_url) as service:
+            await service.classify(1, "goal")
+            await service.classify(1, "the election")
+        assert len(set(threads)) == 1  # one scoring thread answers every batch
+        threads[0].join(timeout=5)
+        assert not threads[0].is_alive()
+
+    async def test_a_failed_batch_reaches_its_callers_and_the_next_batch_is_answered(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real_batch = zsl.service._classify_batch
+        failures = [RuntimeError("the scoring thread broke")]
+
+        def once_broken(*args: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_batch(*args)
+
+        monkeypatch.setattr(zsl.service, "_classify_batch", once_broken)
+        service = await _service(glove, db_url)
+        try:  # time limits: a scoring thread that died would leave every caller waiting
+            with pytest.raises(RuntimeError, match="the scoring thread broke"):
+                await asyncio.wait_for(service.classify(1, "goal"), 10)
+            result = await asyncio.wait_for(service.classify(1, "What a goal!"), 10)
+        finally:
+            await asyncio.wait_for(service.close(), 10)
+        assert result.top.name == "sports"
+
 
 class TestBatching:
     """Concurrent classify calls share worker-thread calls; each still gets its own answer."""
