@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from zsl.embedding import Background, Encoded, Encoder, Matrix
+from zsl.embedding import Background, Encoded, Encoder, Matrix, similarities
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -146,22 +146,114 @@ class ClassCalibration:
 def embed_class(
     encoder: Encoder, definition: ClassDefinition, calibrations: CalibrationCache | None = None
 ) -> ClassVector:
-    """Turn a definition (its name and description read as one text) into a class vector.
-
-    With ``calibrations``, a class calibrated before (same definition, same model) takes its
-    calibration from there instead of computing it again: the same numbers, so the same class.
+    """Turn a definition (its name and description read as one text) into a class vector:
+    :func:`embed_classes` with one class.
 
     Raises:
         UnknownWordsError: neither the name nor the description has a known word.
     """
-    text = f"{definition.name}\n{definition.description}"
-    encoded = encoder.encode(text, what="class")
-    own_words = len(encoded.words)
-    if not definition.description:
-        # A bare name ("sports") is a thin definition; its nearest words fill it out. A
-        # description is the admin's own expansion and is used as it is.
-        encoded = encoder.expand(encoded, encoder.config.expansion_words)
-    related, unknown = encoded.words[own_words:], encoded.unknown_words
+    embedded = embed_classes(encoder, [definition], calibrations)[0]
+    if isinstance(embedded, UnknownWordsError):
+        raise embedded
+    return embedded
+
+
+def embed_classes(
+    encoder: Encoder,
+    definitions: Sequence[ClassDefinition],
+    calibrations: CalibrationCache | None = None,
+) -> list[ClassVector | UnknownWordsError]:
+    """Turn definitions into class vectors, together; a definition with no known word gets
+    its error instead.
+
+    The costly passes, over the neighbour table (a bare name's nearest words) and over the
+    ordinary-text background (calibration), are memory-bound: made once for all the classes
+    instead of once per class, they cost a guild about what one class costs. A class comes out
+    the same bit for bit whatever classes are embedded with it (``zsl.embedding.similarities``).
+
+    With ``calibrations``, a class calibrated before (same definition, same model) takes its
+    calibration from there instead of computing it again: the same numbers, so the same class.
+    """
+    shaped = _uncalibrated(encoder, definitions)
+    usable = {c.definition: c for c in shaped if isinstance(c, _Uncalibrated)}
+    found: dict[ClassDefinition, ClassCalibration] = {}
+    fresh: list[_Uncalibrated] = []
+    for definition, cls in usable.items():
+        kept = calibrations.get(definition) if calibrations is not None else None
+        if kept is None:
+            fresh.append(cls)
+        else:
+            found[definition] = kept
+    for cls, calibration in zip(fresh, _calibrate(encoder.background, fresh), strict=True):
+        found[cls.definition] = calibration
+        if calibrations is not None:
+            calibrations.put(cls.definition, calibration)
+    return [
+        c if isinstance(c, UnknownWordsError) else c.calibrated(found[c.definition]) for c in shaped
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Uncalibrated:
+    """A class vector but for its calibration (the part computed for many classes at once)."""
+
+    definition: ClassDefinition
+    vector: npt.NDArray[np.float32]
+    word_vectors: Matrix
+    word_weights: npt.NDArray[np.float32]
+    unknown_words: tuple[str, ...]
+    related_words: tuple[str, ...]
+
+    def calibrated(self, calibration: ClassCalibration) -> ClassVector:
+        return ClassVector(
+            definition=self.definition,
+            vector=self.vector,
+            word_vectors=self.word_vectors,
+            word_weights=self.word_weights,
+            vector_calibration=calibration.vector,
+            words_calibration=calibration.words,
+            combined_std=calibration.combined_std,
+            unknown_words=self.unknown_words,
+            related_words=self.related_words,
+        )
+
+
+def _uncalibrated(
+    encoder: Encoder, definitions: Sequence[ClassDefinition]
+) -> list[_Uncalibrated | UnknownWordsError]:
+    """Each definition (its name and description read as one text) as a class vector but for
+    its calibration, or the error of a definition with no known word."""
+    texts: list[Encoded | UnknownWordsError] = []
+    for definition in definitions:
+        try:
+            text = encoder.encode(f"{definition.name}\n{definition.description}", what="class")
+        except UnknownWordsError as exc:
+            texts.append(exc)
+        else:
+            texts.append(text)
+    # A bare name ("sports") is a thin definition; its nearest words fill it out. A
+    # description is the admin's own expansion and is used as it is.
+    bare = {
+        i: text
+        for i, (definition, text) in enumerate(zip(definitions, texts, strict=True))
+        if isinstance(text, Encoded) and not definition.description
+    }
+    expanded = dict(
+        zip(bare, encoder.expand(list(bare.values()), encoder.config.expansion_words), strict=True)
+    )
+    return [
+        text
+        if isinstance(text, UnknownWordsError)
+        else _with_examples(encoder, definition, len(text.words), expanded.get(i, text))
+        for i, (definition, text) in enumerate(zip(definitions, texts, strict=True))
+    ]
+
+
+def _with_examples(
+    encoder: Encoder, definition: ClassDefinition, own_words: int, encoded: Encoded
+) -> _Uncalibrated:
+    """The class of ``encoded`` (its definition's text, expanded or not: the first
+    ``own_words`` are the definition's own), moved towards its examples if it has any."""
     vector, word_vectors, weights = encoded.vector, encoded.word_vectors, encoded.weights
     examples = [
         e for e in (_encode_example(encoder, t) for t in definition.examples) if e is not None
@@ -170,33 +262,38 @@ def embed_class(
         vector, word_vectors, weights = _learn(
             examples, vector, word_vectors, weights, described=bool(definition.description)
         )
-    word_weights = weights / weights.sum()
-    calibration = calibrations.get(definition) if calibrations is not None else None
-    if calibration is None:
-        calibration = _calibrate(encoder.background, vector, word_vectors, word_weights)
-        if calibrations is not None:
-            calibrations.put(definition, calibration)
-    return ClassVector(
+    return _Uncalibrated(
         definition=definition,
         vector=vector,
         word_vectors=word_vectors,
-        word_weights=word_weights,
-        vector_calibration=calibration.vector,
-        words_calibration=calibration.words,
-        combined_std=calibration.combined_std,
-        unknown_words=tuple(dict.fromkeys(unknown)),
-        related_words=related,
+        word_weights=weights / weights.sum(),
+        unknown_words=tuple(dict.fromkeys(encoded.unknown_words)),
+        related_words=encoded.words[own_words:],
     )
 
 
-def _calibrate(
-    background: Background,
-    vector: npt.NDArray[np.float32],
-    word_vectors: Matrix,
-    word_weights: npt.NDArray[np.float32],
+def _calibrate(background: Background, classes: Sequence[_Uncalibrated]) -> list[ClassCalibration]:
+    """Each class's scores on the background documents, summed up. One pass of all the
+    classes' vectors, and one of all their words, over the background; each class's columns
+    are then taken on their own, so its numbers do not depend on the other classes."""
+    if not classes:
+        return []
+    vector_scores = similarities(background.vectors, np.array([c.vector for c in classes]))
+    best = background.best_matches(np.concatenate([c.word_vectors for c in classes]))
+    ends = np.cumsum([len(c.word_weights) for c in classes]).tolist()
+    calibrations = []
+    for column, (cls, end) in enumerate(zip(classes, ends, strict=True)):
+        # Contiguous copies: a class's sums run over the same memory layout alone or among
+        # other classes.
+        own_vector = np.ascontiguousarray(vector_scores[:, column])
+        own_words = np.ascontiguousarray(best[:, end - len(cls.word_weights) : end])
+        calibrations.append(_summed_up(own_vector, own_words @ cls.word_weights))
+    return calibrations
+
+
+def _summed_up(
+    vector_scores: npt.NDArray[np.float32], word_scores: npt.NDArray[np.float32]
 ) -> ClassCalibration:
-    vector_scores = background.vectors @ vector
-    word_scores = background.best_matches(word_vectors) @ word_weights
     vector_calibration = Calibration.of(vector_scores)
     words_calibration = Calibration.of(word_scores)
     combined = (

@@ -34,6 +34,7 @@ from zsl.classes import (
     ClassVector,
     Limits,
     embed_class,
+    embed_classes,
     validate_class,
 )
 from zsl.classifier import DEFAULT_THRESHOLD, Classification, ScoringConfig, rank, rank_encoded
@@ -1056,24 +1057,25 @@ def _build(
     previous: ClassSet = ClassSet.EMPTY,
     calibrations: CalibrationCache | None = None,
 ) -> ClassSet:
-    """The guild's snapshot; classes that ``previous`` already holds unchanged are reused,
-    and those calibrated before take their calibration from ``calibrations``."""
+    """The guild's snapshot; classes that ``previous`` already holds unchanged are reused, the
+    others are embedded together (one pass over the model's tables for all of them), and
+    those calibrated before take their calibration from ``calibrations``."""
     reusable = {c.definition: c for c in previous.classes}
+    new = [definition for definition in record.classes if definition not in reusable]
+    embedded = dict(zip(new, embed_classes(encoder, new, calibrations), strict=True))
     vectors: list[ClassVector] = []
     dormant: list[ClassDefinition] = []
     for definition in record.classes:
-        if definition in reusable:
-            vectors.append(reusable[definition])
+        cls = reusable[definition] if definition in reusable else embedded[definition]
+        if isinstance(cls, ClassVector):
+            vectors.append(cls)
             continue
-        try:
-            vectors.append(embed_class(encoder, definition, calibrations))
-        except UnknownWordsError:
-            # Possible after a model change. The class stays, untouched, and comes back under
-            # a model that knows its words.
-            log.warning(
-                "guild %d: class %r has no word known to this model; it is dormant",
-                guild_id,
-                definition.name,
-            )
-            dormant.append(definition)
+        # Possible after a model change. The class stays, untouched, and comes back under a
+        # model that knows its words.
+        log.warning(
+            "guild %d: class %r has no word known to this model; it is dormant",
+            guild_id,
+            definition.name,
+        )
+        dormant.append(definition)
     return ClassSet(tuple(vectors), record.threshold, tuple(dormant))

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import zsl.embedding
 from zsl import ClassSet, Encoder, InvalidClassError, Limits, UnknownWordsError, WordVectors
-from zsl.classes import embed_class, validate_class
+from zsl.classes import ClassVector, embed_class, embed_classes, validate_class
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -183,3 +184,82 @@ class TestClassSet:
         cls = embed_class(Encoder(tiny), ClassDefinition("sports", "football zorb"))
 
         assert cls.unknown_words == ("zorb",)
+
+
+def exactly(cls: ClassVector) -> tuple[object, ...]:
+    """Everything a class vector holds, arrays as their bytes: equal only if bit for bit."""
+    return (
+        cls.definition,
+        cls.vector.tobytes(),
+        cls.word_vectors.tobytes(),
+        cls.word_weights.tobytes(),
+        cls.vector_calibration,
+        cls.words_calibration,
+        cls.combined_std,
+        cls.unknown_words,
+        cls.related_words,
+    )
+
+
+def usable(embedded: list[ClassVector | UnknownWordsError]) -> list[ClassVector]:
+    assert all(isinstance(c, ClassVector) for c in embedded)
+    return [c for c in embedded if isinstance(c, ClassVector)]
+
+
+class TestEmbeddedTogether:
+    """A guild's classes are embedded together (one pass over the neighbour table and one over
+    the background for all of them), and each comes out as it would alone, bit for bit: a
+    guild rebuilt with other company, or a class added later, ranks exactly the same."""
+
+    @pytest.mark.parametrize("model", ["glove", "default_model"])
+    def test_a_class_embedded_with_others_is_the_same_bit_for_bit_as_alone(
+        self, request: pytest.FixtureRequest, model: str
+    ) -> None:
+        vectors: WordVectors = request.getfixturevalue(model)
+        encoder = Encoder(vectors)
+        common = [w for w in list(vectors.key_to_index)[1000:1200] if w.isalpha()][:70]
+        definitions = [
+            ClassDefinition("sports", "football match team goal"),
+            ClassDefinition("music", "song album band", examples=("a new single from the band",)),
+            ClassDefinition("weather", examples=("rain and snow tomorrow",)),
+            *(ClassDefinition(word) for word in common),  # bare names: expanded
+        ]
+
+        alone = [embed_class(encoder, d) for d in definitions]
+        together = embed_classes(encoder, definitions)
+        backwards = embed_classes(encoder, definitions[::-1])[::-1]
+        in_pairs = [
+            c
+            for i in range(0, len(definitions), 2)
+            for c in embed_classes(encoder, definitions[i : i + 2])
+        ]
+
+        # The batch crosses every boundary where the work is cut up: more bare names than one
+        # product with the neighbour table takes, more words than one with the background.
+        assert len(common) > zsl.embedding.EXPAND_GROUP
+        assert sum(len(c.word_weights) for c in alone) > zsl.embedding.MATCH_GROUP
+        expected = [exactly(c) for c in alone]
+        assert [exactly(c) for c in usable(together)] == expected
+        assert [exactly(c) for c in usable(backwards)] == expected
+        assert [exactly(c) for c in usable(in_pairs)] == expected
+        assert len(alone[3].related_words) == encoder.config.expansion_words
+
+    def test_a_class_with_no_known_word_gets_its_error_in_its_place(
+        self, tiny: WordVectors
+    ) -> None:
+        encoder = Encoder(tiny)
+        definitions = [
+            ClassDefinition("sports", "football"),
+            ClassDefinition("zorb", "quux blarg"),
+            ClassDefinition("music"),
+        ]
+
+        embedded = embed_classes(encoder, definitions)
+
+        sports, zorb, music = embedded
+        assert isinstance(zorb, UnknownWordsError)
+        assert zorb.words == ("zorb", "quux", "blarg")
+        assert isinstance(sports, ClassVector)
+        assert isinstance(music, ClassVector)
+        assert exactly(sports) == exactly(embed_class(encoder, definitions[0]))
+        assert exactly(music) == exactly(embed_class(encoder, definitions[2]))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from zsl import Encoder, UnknownWordsError, WordVectors
+from zsl.embedding import MATCH_COLUMNS, MATCH_GROUP, similarities
 
 
 def test_frequent_words_weigh_less_than_rare_ones(tiny: WordVectors) -> None:
@@ -96,3 +97,41 @@ def test_a_thousand_apostrophes_never_recurse(glove: WordVectors) -> None:
 
     assert set(encoded.words) <= {"a", "'a"}
     assert encoded.words[0] == "a"
+
+
+def test_a_vectors_similarities_are_the_same_bit_for_bit_alone_or_among_others(
+    default_model: WordVectors,
+) -> None:
+    encoder = Encoder(default_model)
+    table = encoder.background.word_vectors
+    vectors = encoder.encode_many([f"text {i} football match" for i in range(40)])
+    rows = np.array([v.vector for v in vectors if not isinstance(v, UnknownWordsError)])
+
+    alone = [similarities(table, rows[i : i + 1])[:, 0] for i in range(len(rows))]
+    together = similarities(table, rows)
+    shifted = similarities(table, rows[::-1])[:, ::-1]
+
+    assert together.shape == (len(table), len(rows))
+    for i, column in enumerate(alone):
+        assert column.tobytes() == together[:, i].tobytes() == shifted[:, i].tobytes()
+    assert np.allclose(together, table.astype(np.float64) @ rows.T.astype(np.float64), atol=1e-5)
+
+
+def test_best_matches_are_each_documents_best_cosine(default_model: WordVectors) -> None:
+    background = Encoder(default_model).background
+    rng = np.random.default_rng(0)
+    words = rng.standard_normal((MATCH_GROUP + MATCH_COLUMNS + 3, default_model.dim))
+    words = (words / np.linalg.norm(words, axis=1, keepdims=True)).astype(np.float32)
+    similarity = similarities(background.word_vectors, words)
+    ends = [*background.starts[1:].tolist(), len(background.tokens)]
+
+    best = background.best_matches(words)
+
+    expected = np.array(
+        [
+            similarity[background.tokens[start:end]].max(axis=0)
+            for start, end in zip(background.starts.tolist(), ends, strict=True)
+        ]
+    )
+    assert best.shape == (len(background.starts), len(words))
+    assert best.tobytes() == expected.tobytes()

@@ -320,13 +320,13 @@ async def test_after_a_reconnect_only_the_changed_guilds_are_read(
             await other.close()
         reads = spy_reads(service.store)
         embedded: list[str] = []
-        real_embed = zsl.service.embed_class
+        real_embed = zsl.service.embed_classes
 
-        def spy(encoder: Any, definition: ClassDefinition, *rest: Any) -> Any:
-            embedded.append(definition.name)
-            return real_embed(encoder, definition, *rest)
+        def spy(encoder: Any, definitions: list[ClassDefinition], *rest: Any) -> Any:
+            embedded.extend(definition.name for definition in definitions)
+            return real_embed(encoder, definitions, *rest)
 
-        monkeypatch.setattr(zsl.service, "embed_class", spy)
+        monkeypatch.setattr(zsl.service, "embed_classes", spy)
         await service.reload()  # what the store calls after a reconnect
         weather = await service.classify(3, "heavy rain and snow tomorrow")
         threshold = await service.threshold(17)

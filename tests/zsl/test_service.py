@@ -721,18 +721,18 @@ class TestLazyBuilding:
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         embedded: list[str] = []
-        real_embed = zsl.service.embed_class
+        real_embed = zsl.service.embed_classes
 
-        def spy(encoder: Any, definition: ClassDefinition, *rest: Any) -> Any:
-            embedded.append(definition.name)
-            return real_embed(encoder, definition, *rest)
+        def spy(encoder: Any, definitions: list[ClassDefinition], *rest: Any) -> Any:
+            embedded.extend(definition.name for definition in definitions)
+            return real_embed(encoder, definitions, *rest)
 
         async with await _service(glove, db_url) as service:
             await service.classify(1, "What a goal!")
             other = await open_store(db_url)
             await other.replace_class(1, "music", ClassDefinition("music", "song album guitar"))
             await other.close()
-            monkeypatch.setattr(zsl.service, "embed_class", spy)
+            monkeypatch.setattr(zsl.service, "embed_classes", spy)
 
             await service.reload(1)  # what a notification from the other process does
             await service.reload(1)  # a second notice of the same change changes nothing
