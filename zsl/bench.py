@@ -938,6 +938,10 @@ async def scale_run(
                 issued += 1
                 await service.classify(int(picks[i]), CHAT[i % len(CHAT)])
 
+        # What the process holds before the working set: the encoder's tables, the model's
+        # pages read so far, thread buffers, what the cold guilds left with the allocator.
+        await service.classify(int(order[0]), CHAT[0])
+        result["fixed_mb"] = (_rss_kb() - model_kb) / 1024
         await asyncio.gather(*(member(len(order)) for _ in range(concurrent)))
         result["used_once_mb"] = (_rss_kb() - model_kb) / 1024
         async with _loop_lag() as lags:
@@ -989,7 +993,7 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
 
 def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str]:
     if isinstance(found, str):
-        return [store, f"{guilds:,}", *["-"] * 13, found]
+        return [store, f"{guilds:,}", *["-"] * 14, found]
 
     def mb(key: str) -> str:
         value = found.get(key)
@@ -1007,6 +1011,7 @@ def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str
         mb("budget_mb"),
         f"{found['texts_s']:,.0f}",
         _ms(found["lag_p99"]),
+        mb("fixed_mb"),
         mb("used_once_mb"),
         mb("end_mb"),
         mb("cache_mb"),
@@ -1040,7 +1045,7 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         async with _scratch_database(args.postgres) as url:
             await measure("PostgreSQL", url, max(sizes))
     else:
-        rows.append(["PostgreSQL", "-", *["-"] * 13, "not measured: give --postgres URL"])
+        rows.append(["PostgreSQL", "-", *["-"] * 14, "not measured: give --postgres URL"])
     sharing = (
         "every guild holds the same classes"
         if args.scale_same_classes
@@ -1059,6 +1064,7 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
             "budget MB",
             "texts/s",
             "lag p99 ms",
+            "fixed MB",
             "used once MB",
             "end MB",
             "cache MB",
@@ -1073,8 +1079,9 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         f" {args.concurrent} calls in flight: each active guild once (used once MB), then"
         f" {args.scale_calls:,} on active guilds at random with the cache budget (default: half"
         " the working set; working MB = a built guild's bytes x active), texts/s and event-loop"
-        " lag; end MB and the cache's own figures after: built guilds (cache MB) and the"
-        " calibrations kept to rebuild evicted ones (calib MB; all MB beside the model)",
+        " lag; fixed MB: before the working set, after one first use (the encoder's tables, model"
+        " pages read, buffers); end MB and the cache's own figures after: built guilds (cache MB)"
+        " and the calibrations kept to rebuild evicted ones (calib MB; all MB beside the model)",
     )
 
 

@@ -58,3 +58,4 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
         assert float(row[5]) >= float(row[4]) > 0  # cold first use: p99 >= median
         assert row[6] == "20"  # active guilds
         assert float(row[9].replace(",", "")) > 0  # texts/s
+        assert float(row[11].replace(",", "")) > 0  # fixed MB: the encoder's tables at least
