@@ -313,7 +313,7 @@ class Encoder:
         neighbour table (50,000 rows) is read once for many texts, and a text's neighbours do
         not depend on the texts expanded with it (see :func:`similarities`).
         """
-        if count <= 0:
+        if count <= 0 or not texts:  # the table (50 MB) is made on first use: only if needed
             return list(texts)
         words, table = self._neighbour_table
         expanded: list[Encoded] = []

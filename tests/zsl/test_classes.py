@@ -263,3 +263,15 @@ class TestEmbeddedTogether:
         assert isinstance(music, ClassVector)
         assert exactly(sports) == exactly(embed_class(encoder, definitions[0]))
         assert exactly(music) == exactly(embed_class(encoder, definitions[2]))
+
+    def test_described_classes_never_make_the_neighbour_table(self, tiny: WordVectors) -> None:
+        # The table of candidate neighbours (50 MB with the default model) is made when a bare
+        # name first needs it; a process whose guilds all describe their classes never pays.
+        encoder = Encoder(tiny)
+
+        embed_classes(encoder, [ClassDefinition("sports", "football")])
+        described_only = "_neighbour_table" in vars(encoder)
+        embed_classes(encoder, [ClassDefinition("music")])
+
+        assert described_only is False
+        assert "_neighbour_table" in vars(encoder)
