@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -439,6 +440,12 @@ def find_class(definitions: Sequence[ClassDefinition], name: str) -> int | None:
     return next((i for i, d in enumerate(definitions) if d.key == key), None)
 
 
+CLASS_ENTRY_BYTES = 1024
+"""What one class costs in a ClassSet besides its share of the arrays (its definition and
+names, its ClassVector and array views): measured with tracemalloc, rounded up
+(tests/zsl/test_classes.py)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ClassSet:
     """An immutable snapshot of one guild's classes, ready for scoring.
@@ -461,6 +468,8 @@ class ClassSet:
     word_class: npt.NDArray[np.intp] = field(init=False, repr=False)
     """The class of each of ``words``."""
     vector_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
+    word_weights: npt.NDArray[np.float32] = field(init=False, repr=False)
+    """Each of ``words``' weight within its class (a class's weights sum to 1)."""
     word_scale: npt.NDArray[np.float32] = field(init=False, repr=False)
     offset: npt.NDArray[np.float32] = field(init=False, repr=False)
     """The calibration folded into three arrays, so that a text's score for class c is
@@ -468,8 +477,8 @@ class ClassSet:
     each channel z-scored against ordinary text, averaged, and standardised again."""
 
     nbytes: int = field(init=False, repr=False)
-    """Bytes of the arrays this snapshot keeps alive (its own and its classes' vectors): what
-    a cache of snapshots counts against its budget."""
+    """Bytes this snapshot keeps alive (its arrays, which its classes' vectors are views of, and
+    ``CLASS_ENTRY_BYTES`` a class): what a cache of snapshots counts against its budget."""
 
     EMPTY: ClassVar[ClassSet]
 
@@ -504,23 +513,34 @@ class ClassSet:
             "word_starts": np.cumsum([0, *lengths[:-1]]).astype(np.intp)[: len(self.classes)],
             "word_class": np.repeat(np.arange(len(self.classes), dtype=np.intp), lengths),
             "vector_scale": (0.5 / (vector_std * combined_std)).astype(np.float32),
-            "word_scale": (
-                np.concatenate([c.word_weights for c in self.classes] or [np.zeros(0, np.float32)])
-                * np.repeat(words_factor, lengths)
+            "word_weights": np.concatenate(
+                [c.word_weights for c in self.classes] or [np.zeros(0, np.float32)]
             ).astype(np.float32),
             "offset": (
                 0.5 * (vector_mean / vector_std + words_mean / words_std) / combined_std
             ).astype(np.float32),
         }
+        scale = arrays["word_weights"] * np.repeat(words_factor, lengths)
+        arrays["word_scale"] = scale.astype(np.float32)
         for name, array in arrays.items():
             array.setflags(write=False)
             object.__setattr__(self, name, array)
-        object.__setattr__(self, "names", tuple(c.definition.name for c in self.classes))
-        own = sum(array.nbytes for array in arrays.values())
-        per_class = sum(
-            c.vector.nbytes + c.word_vectors.nbytes + c.word_weights.nbytes for c in self.classes
+        # The classes keep views of these arrays instead of arrays of their own: a guild's
+        # vectors are held once, which halves what a cached guild takes.
+        ends = np.cumsum(lengths).tolist()
+        classes = tuple(
+            dataclasses.replace(
+                c,
+                vector=self.matrix[i],
+                word_vectors=self.words[end - length : end],
+                word_weights=self.word_weights[end - length : end],
+            )
+            for i, (c, length, end) in enumerate(zip(self.classes, lengths, ends, strict=True))
         )
-        object.__setattr__(self, "nbytes", own + per_class)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "names", tuple(c.definition.name for c in classes))
+        own = sum(array.nbytes for array in arrays.values())
+        object.__setattr__(self, "nbytes", own + CLASS_ENTRY_BYTES * len(classes))
 
     def __len__(self) -> int:
         return len(self.classes)

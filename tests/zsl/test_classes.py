@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -275,3 +278,36 @@ class TestEmbeddedTogether:
 
         assert described_only is False
         assert "_neighbour_table" in vars(encoder)
+
+
+class TestSnapshotBytes:
+    """What a snapshot says it holds is what it holds: the guild cache's budget relies on it."""
+
+    def test_nbytes_is_what_building_snapshots_keeps_alive(
+        self, default_model: WordVectors
+    ) -> None:
+        encoder = Encoder(default_model)
+        embed_classes(encoder, [ClassDefinition("weather")])  # the tables made once, not counted
+        guilds = [
+            [
+                ClassDefinition(f"topic {g} {i}", f"football match {i} election {g}")
+                for i in range(19)
+            ]
+            + [ClassDefinition(f"music {g}")]
+            for g in range(10)
+        ]
+        gc.collect()
+        tracemalloc.start()
+        try:
+            snapshots = [ClassSet(tuple(embed_classes(encoder, guild))) for guild in guilds]
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        counted = sum(snapshot.nbytes for snapshot in snapshots)
+        # Never less than what is held (the budget would be exceeded), and not far more.
+        assert held <= counted <= 1.3 * held
+        # The classes' vectors are views of the snapshot's arrays, not copies.
+        first = snapshots[0].classes[0]
+        assert np.shares_memory(first.vector, snapshots[0].matrix)
+        assert np.shares_memory(first.word_vectors, snapshots[0].words)

@@ -289,21 +289,24 @@ class TestConcurrency:
         async with await _service(glove, db_url) as service:
             seen: list[int] = []
 
+            async def write() -> None:
+                for i in range(10):
+                    await service.add_class(1, f"extra {i}", "weather rain")
+
+            writing = asyncio.create_task(write())
+
             async def read() -> None:
-                for _ in range(40):
+                # Reading for as long as the writes go on, however fast either is.
+                while not writing.done():
                     result = await service.classify(1, "the weather today", top_k=25)
                     names = [p.name for p in result.predictions]
                     assert len(names) == len(set(names))
                     seen.append(len(names))
 
-            async def write() -> None:
-                for i in range(10):
-                    await service.add_class(1, f"extra {i}", "weather rain")
-
             await asyncio.gather(
                 read(),
                 read(),
-                write(),
+                writing,
                 *(service.add_class(g, "sports", "football") for g in range(2, 30)),
             )
             guilds = await service.guild_ids()
