@@ -23,6 +23,11 @@ PAD_WORDS = 2_000
 """A guild whose classes have more words than this is scored apart from the rest of a batch."""
 MEMORY_BUDGET = 16 << 20
 """Bytes of word-match cosines computed at once while scoring texts."""
+SHORTLIST_ABOVE = 4_000
+"""A class set with more class words than this is ranked through a shortlist (see
+``_shortlisted``): below it, the exact pass over every class word is as fast."""
+_HEAD_BLOCK = 512
+"""Class words whose leading dimensions are matched at a time while estimating scores."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,16 @@ class ScoringConfig:
     explain_words: int = 5
     memory_budget: int = MEMORY_BUDGET
     """Bytes of word-match cosines held at once while scoring a batch of texts."""
+    shortlist_above: int = SHORTLIST_ABOVE
+    """Class sets with more class words than this are ranked in two stages: an estimate of
+    every class's score, then the exact score of the ``shortlist_size`` best estimates."""
+    shortlist_dims: int = 64
+    """The estimate measures word cosines on this many leading dimensions (the default
+    model's dimensions are ordered by variance); models with fewer than twice as many
+    dimensions are always ranked exactly."""
+    shortlist_size: int = 256
+    """Classes whose exact score is computed (at least ``top_k``); the top ``top_k`` are
+    taken among them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +120,16 @@ def rank_encoded(
     if not all(len(s) for s in sets):
         raise NoClassesError()
     cfg = config or ScoringConfig()
-    scores = calibrated_scores(encoded, sets, cfg.memory_budget)
-    top = _top(scores, min(max(1, top_k), scores.shape[1]))
-    z = np.take_along_axis(scores, top, axis=1).tolist()
+    top, z = _ranked(encoded, sets, max(1, top_k), cfg)
     results = []
-    for i, (text, own) in enumerate(zip(encoded, sets, strict=True)):
+    for text, own, columns, scores in zip(encoded, sets, top, z, strict=True):
         predictions = tuple(
             Prediction(
                 name=own.names[c],
                 score=score,
                 confidence=1.0 / (1.0 + math.exp(-cfg.steepness * (score - cfg.midpoint))),
             )
-            for c, score in zip(top[i, : len(own)].tolist(), z[i], strict=False)
+            for c, score in zip(columns, scores, strict=True)
         )
         limit = threshold if threshold is not None else own.threshold
         limit = DEFAULT_THRESHOLD if limit is None else limit
@@ -126,10 +139,88 @@ def rank_encoded(
                 abstained=predictions[0].confidence < limit,
                 threshold=limit,
                 unknown_words=text.unknown_words,
-                evidence=_evidence(text, own, int(top[i, 0]), cfg.explain_words),
+                evidence=_evidence(text, own, columns[0], cfg.explain_words),
             )
         )
     return results
+
+
+def _ranked(
+    encoded: Sequence[Encoded], sets: Sequence[ClassSet], top_k: int, cfg: ScoringConfig
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Per text, the classes of its ``top_k`` highest scores (best first) and those scores."""
+    top: list[list[int]] = [[] for _ in encoded]
+    z: list[list[float]] = [[] for _ in encoded]
+    large: dict[int, list[int]] = {}  # id of a class set -> its texts
+    exact = []
+    for i, s in enumerate(sets):
+        dim = s.words.shape[1]
+        if len(s.words) > cfg.shortlist_above and dim >= 2 * cfg.shortlist_dims:
+            large.setdefault(id(s), []).append(i)
+        else:
+            exact.append(i)
+    if exact:
+        own = [sets[i] for i in exact]
+        scores = calibrated_scores([encoded[i] for i in exact], own, cfg.memory_budget)
+        columns = _top(scores, min(top_k, scores.shape[1]))
+        values = np.take_along_axis(scores, columns, axis=1)
+        for row, (i, s) in enumerate(zip(exact, own, strict=True)):
+            # Past the end of a small set the columns are padding (score -inf).
+            top[i] = columns[row, : len(s)].tolist()
+            z[i] = values[row, : len(s)].tolist()
+    for texts in large.values():
+        columns, values = _shortlisted([encoded[i] for i in texts], sets[texts[0]], top_k, cfg)
+        for row, i in enumerate(texts):
+            top[i], z[i] = columns[row].tolist(), values[row].tolist()
+    return top, z
+
+
+def _shortlisted(
+    encoded: Sequence[Encoded], classes: ClassSet, top_k: int, cfg: ScoringConfig
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """The ``top_k`` best classes of each text (best first) and their exact scores, without
+    computing every class's exact score.
+
+    Matching each text word against every class word is a product that streams all class
+    words from memory (41 MB for 10,000 classes). First every class is scored the usual way
+    but with word cosines measured on the leading ``shortlist_dims`` dimensions only, a
+    quarter of the data; these cosines are normalised on those dimensions, so a word still
+    matches itself with 1. Then the ``shortlist_size`` best estimates are scored exactly and
+    the winners are taken among them: their scores are exact, but a class whose estimate
+    ranks below the shortlist is missed. Measured on 1,500 texts of five dev sets, each
+    against its own classes plus 10,000 others, the exact top 3 was always among the best
+    126 estimates and the top 1 among the best 83: the default 256 leaves twice that margin.
+    """
+    dims = cfg.shortlist_dims
+    vectors = np.stack([e.vector for e in encoded])
+    cosines = vectors @ classes.matrix.T  # the averaged-vector channel is cheap: exact
+    heads = [_unit_rows(e.word_vectors[:, :dims]) for e in encoded]
+    estimate = np.empty((len(encoded), len(classes.words)), np.float32)
+    for first in range(0, len(classes.words), _HEAD_BLOCK):
+        # A strided view: its rows are read from memory once, and normalised in cache.
+        block = classes.words[first : first + _HEAD_BLOCK, :dims]
+        matches = _best_matches(heads, block, cfg.memory_budget)
+        estimate[:, first : first + _HEAD_BLOCK] = matches / _row_norms(block)
+    matched = np.add.reduceat(estimate * classes.word_scale, classes.word_starts, axis=1)
+    approximate = cosines * classes.vector_scale + matched - classes.offset
+    shortlist = _top(approximate, min(max(cfg.shortlist_size, top_k), len(classes)))
+    ends = np.append(classes.word_starts[1:], len(classes.words))
+    columns = np.empty((len(encoded), min(top_k, len(classes))), np.intp)
+    z = np.empty(columns.shape, np.float32)
+    for i, (text, chosen) in enumerate(zip(encoded, shortlist, strict=True)):
+        starts, lengths = classes.word_starts[chosen], (ends - classes.word_starts)[chosen]
+        # The chosen classes' words, class after class: a start per word plus its rank.
+        firsts = np.cumsum(lengths) - lengths
+        words = np.repeat(starts - firsts, lengths) + np.arange(lengths.sum())
+        best = _best_matches([text.word_vectors], classes.words[words], cfg.memory_budget)[0]
+        exact = (
+            cosines[i, chosen] * classes.vector_scale[chosen]
+            + np.add.reduceat(best * classes.word_scale[words], firsts)
+            - classes.offset[chosen]
+        )
+        order = np.lexsort((chosen, -exact))[: columns.shape[1]]  # ties: the earlier class
+        columns[i], z[i] = chosen[order], exact[order]
+    return columns, z
 
 
 def calibrated_scores(
@@ -177,14 +268,14 @@ def _scores(
     vectors = np.stack([e.vector for e in encoded])
     if which is None:  # one class set: plain products, nothing to pad or gather
         only = sets[0]
-        best = _best_matches(encoded, only.words, budget)
+        best = _best_matches([e.word_vectors for e in encoded], only.words, budget)
         matched = np.add.reduceat(best * only.word_scale, only.word_starts, axis=1)
         z = (vectors @ only.matrix.T) * only.vector_scale + matched - only.offset
         return np.asarray(z, np.float32)
     most_classes = max(len(s) for s in sets)
     word_class, word_scale, class_words = _padded_words(sets, most_classes)
     vector_scale, offset, matrix = _padded_classes(sets, most_classes)
-    best = _best_matches(encoded, class_words, budget, which)
+    best = _best_matches([e.word_vectors for e in encoded], class_words, budget, which)
     cosines = np.matmul(vectors[:, None, :], matrix[which].transpose(0, 2, 1))[:, 0, :]
     # Sum each class's weighted best matches: one bincount over (text, class) cells.
     cells = word_class[which] + (most_classes + 1) * np.arange(len(encoded))[:, None]
@@ -197,33 +288,29 @@ def _scores(
 
 
 def _best_matches(
-    encoded: Sequence[Encoded],
+    text_words: Sequence[npt.NDArray[np.float32]],
     class_words: npt.NDArray[np.float32],
     budget: int,
     which: npt.NDArray[np.intp] | None = None,
 ) -> npt.NDArray[np.float32]:
     """For each text and each class word, the best cosine among the text's words.
 
-    ``class_words`` is one matrix (words x dim) shared by every text, or one per set (sets x
-    words x dim) with ``which`` naming each text's set. Texts go in blocks, and the class
-    words in slices, so that the cosines of one step stay within about ``budget`` bytes.
+    ``text_words`` holds each text's word vectors (words x dim). ``class_words`` is one matrix
+    (words x dim) shared by every text, or one per set (sets x words x dim) with ``which``
+    naming each text's set. Texts go in blocks, and the class words in slices, so that the
+    cosines of one step stay within about ``budget`` bytes.
     """
     size, dim = class_words.shape[-2], class_words.shape[-1]
-    longest = max(len(e.words) for e in encoded)
+    longest = max(len(w) for w in text_words)
     gathered = dim if which is not None else 0  # each text's own copy of its class words
     per_text = 4 * (longest * dim + size * (longest + gathered))
     step = max(1, budget // per_text)
     span = size if per_text <= budget else max(1, budget // (4 * (longest + gathered)))
-    best = np.empty((len(encoded), size), np.float32)
-    for start in range(0, len(encoded), step):
-        block = encoded[start : start + step]
+    best = np.empty((len(text_words), size), np.float32)
+    for start in range(0, len(text_words), step):
+        block = text_words[start : start + step]
         # Shorter texts repeat their first word: a repeated word never changes a maximum.
-        words = np.stack(
-            [
-                np.concatenate([e.word_vectors] + [e.word_vectors[:1]] * (longest - len(e.words)))
-                for e in block
-            ]
-        )
+        words = np.stack([np.concatenate([w] + [w[:1]] * (longest - len(w))) for w in block])
         for first in range(0, size, span):
             if which is None:
                 cosines = words @ class_words[first : first + span].T
@@ -277,6 +364,17 @@ def _top(z: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
     candidates = np.argpartition(-z, k - 1, axis=1)[:, :k]
     rows = np.arange(len(z))[:, None]
     return candidates[rows, np.lexsort((candidates, -z[rows, candidates]))]
+
+
+def _row_norms(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each row's length; 1 for a zero row, so that dividing by it leaves the row zero."""
+    norms = np.asarray(np.sqrt(np.einsum("ij,ij->i", matrix, matrix)), np.float32)
+    norms[norms == 0] = 1.0
+    return norms
+
+
+def _unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return np.asarray(matrix / _row_norms(matrix)[:, None], np.float32)
 
 
 def _evidence(encoded: Encoded, classes: ClassSet, winner: int, count: int) -> tuple[str, ...]:

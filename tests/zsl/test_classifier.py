@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import random
 import tracemalloc
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from zsl import ClassSet, Encoder, NoClassesError, WordVectors
+from zsl import Classification, ClassSet, Encoder, NoClassesError, ScoringConfig, WordVectors
+from zsl.bench import CHAT, bench_classes
 from zsl.classes import embed_class
 from zsl.classifier import calibrated_scores, rank, rank_encoded
+from zsl.embedding import Encoded
 from zsl.records import ClassDefinition
 
 
@@ -147,3 +153,145 @@ def test_scores_in_blocks_equal_scores_at_once(glove: WordVectors) -> None:
 
     np.testing.assert_allclose(in_blocks, at_once, rtol=1e-5, atol=1e-5)
     assert np.isneginf(at_once[1, len(few) :]).all()
+
+
+# A set past the threshold is ranked through a shortlist; these tests force it on a few hundred
+# classes (a tighter shortlist than the default's 256 of 10,000) and compare with every class's
+# exact score.
+SHORTLISTED = ScoringConfig(shortlist_above=0, shortlist_size=40)
+EXACT = ScoringConfig(shortlist_above=10**9)
+
+
+@pytest.fixture(scope="module")
+def large(default_model: WordVectors) -> tuple[Encoder, ClassSet, list[Encoded]]:
+    encoder = Encoder(default_model)
+    definitions = bench_classes(default_model, 300)
+    # Every tenth class is a single word (its name repeated), beside classes of four words.
+    definitions = [(n, n if i % 10 == 0 else d) for i, (n, d) in enumerate(definitions)]
+    classes = ClassSet(tuple(embed_class(encoder, ClassDefinition(n, d)) for n, d in definitions))
+    class_words = [w for n, d in definitions for w in f"{n} {d}".split()]
+    ordinary = [w for w in list(default_model.key_to_index)[500:5000] if w.isalpha()]
+    rng = random.Random(0)
+    texts = list(CHAT)
+    for _ in range(190):  # some words of a few classes among ordinary words: close calls
+        texts.append(
+            " ".join(rng.sample(class_words, 3) + rng.sample(ordinary, rng.randint(0, 15)))
+        )
+    return encoder, classes, [encoder.encode(t) for t in texts]
+
+
+def _exact_top(
+    texts: Sequence[Encoded], classes: ClassSet, k: int
+) -> tuple[list[list[str]], npt.NDArray[np.float32]]:
+    """Each text's k best class names by every class's exact score (ties: the earlier class)."""
+    scores = calibrated_scores(texts, [classes] * len(texts))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[classes.names[c] for c in row] for row in order], scores
+
+
+def _names(results: Sequence[Classification]) -> list[list[str]]:
+    return [[p.name for p in r.predictions] for r in results]
+
+
+def test_a_shortlisted_set_ranks_the_same_top_classes_as_exact_scores(
+    large: tuple[Encoder, ClassSet, list[Encoded]],
+) -> None:
+    _, classes, texts = large
+
+    results = rank_encoded(texts, classes, 3, None, SHORTLISTED)
+
+    expected, _ = _exact_top(texts, classes, 3)
+    words_per_class = np.diff(np.append(classes.word_starts, len(classes.words)))
+    assert len(classes) > 5 * SHORTLISTED.shortlist_size
+    assert words_per_class.min() == 1
+    assert words_per_class.max() >= 4
+    assert _names(results) == expected
+
+
+def test_shortlisted_predictions_carry_exact_scores(
+    large: tuple[Encoder, ClassSet, list[Encoded]],
+) -> None:
+    _, classes, texts = large
+
+    results = rank_encoded(texts, classes, 5, None, SHORTLISTED)
+
+    _, scores = _exact_top(texts, classes, 5)
+    got = np.array([[p.score for p in r.predictions] for r in results])
+    want = np.array(
+        [
+            [scores[i, classes.names.index(p.name)] for p in r.predictions]
+            for i, r in enumerate(results)
+        ]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert [r.evidence for r in results] == [
+        r.evidence for r in rank_encoded(texts, classes, 5, None, EXACT)
+    ]
+
+
+def test_sets_up_to_the_threshold_are_ranked_exactly(
+    large: tuple[Encoder, ClassSet, list[Encoded]],
+) -> None:
+    _, classes, texts = large
+    # A shortlist that cannot work: one dimension, no spare candidates.
+    at_threshold = ScoringConfig(
+        shortlist_above=len(classes.words), shortlist_dims=1, shortlist_size=1
+    )
+    above = ScoringConfig(
+        shortlist_above=len(classes.words) - 1, shortlist_dims=1, shortlist_size=1
+    )
+
+    exact = rank_encoded(texts, classes, 3, None, at_threshold)
+    shortlisted = rank_encoded(texts, classes, 3, None, above)
+
+    assert _names(exact) == _exact_top(texts, classes, 3)[0]
+    assert _names(shortlisted) != _names(exact)
+
+
+def test_a_model_with_few_dimensions_is_ranked_exactly(glove: WordVectors) -> None:
+    encoder = Encoder(glove)
+    classes = ClassSet.EMPTY
+    for definition in _long_descriptions(glove, 40, 60):
+        classes = classes.added(embed_class(encoder, definition))
+    texts = encoder.encode_many(
+        [*CHAT, *(d.description for d in _long_descriptions(glove, 40, 30))]
+    )
+    # 50 dimensions, fewer than twice the 30 an estimate would use: even a shortlist that
+    # cannot work (no spare candidates) is never used.
+    config = ScoringConfig(shortlist_above=0, shortlist_dims=30, shortlist_size=1)
+
+    results = rank_encoded(texts, classes, 3, None, config)  # type: ignore[arg-type]
+
+    assert _names(results) == _exact_top(texts, classes, 3)[0]  # type: ignore[arg-type]
+
+
+def test_a_text_of_many_distinct_words_is_shortlisted_correctly(
+    default_model: WordVectors, large: tuple[Encoder, ClassSet, list[Encoded]]
+) -> None:
+    encoder, classes, _ = large
+    words = [w for w in list(default_model.key_to_index)[2000:4000] if w.isalpha()]
+    text = encoder.encode(" ".join(words[:400]))
+    assert len(text.words) == encoder.config.max_text_words
+
+    results = rank_encoded([text], classes, 3, None, SHORTLISTED)
+
+    assert _names(results) == _exact_top([text], classes, 3)[0]
+
+
+def test_tied_classes_rank_the_earlier_first_when_shortlisted(
+    large: tuple[Encoder, ClassSet, list[Encoded]],
+) -> None:
+    _, classes, texts = large
+    # Each class's twin (same vectors and calibration, another name) at the end of the set.
+    twins = tuple(
+        replace(c, definition=replace(c.definition, name=f"twin of {c.definition.name}"))
+        for c in classes.classes
+    )
+    doubled = ClassSet(classes.classes + twins)
+
+    # Twice the shortlist: each class takes two places in it.
+    results = rank_encoded(texts, doubled, 4, None, replace(SHORTLISTED, shortlist_size=80))
+
+    expected, _ = _exact_top(texts, doubled, 4)
+    assert _names(results) == expected
+    assert all(not n.startswith("twin") and m == f"twin of {n}" for n, m, *_ in expected)
