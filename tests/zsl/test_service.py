@@ -292,6 +292,9 @@ class TestConcurrency:
             async def write() -> None:
                 for i in range(10):
                     await service.add_class(1, f"extra {i}", "weather rain")
+                    # The readers' turn: a write can be quicker than a read (a class is
+                    # embedded in about a millisecond), and they must see it between two.
+                    await asyncio.sleep(0.005)
 
             writing = asyncio.create_task(write())
 
