@@ -811,8 +811,10 @@ async def writes(vectors: WordVectors, args: argparse.Namespace) -> None:
 
 _SCALE_CLASSES = 20  # per guild
 _FILL_ROWS = 100_000  # classes per bulk insert: one transaction well within the store's timeout
-_SCALE_CHILD = """
+_SCALE_CHILD = f"""
 import asyncio, json, sys
+import zsl
+{_ONE_THREAD}
 from zsl.bench import scale_run
 print(json.dumps(asyncio.run(scale_run(*json.loads(sys.argv[1])))), flush=True)
 """

@@ -968,13 +968,19 @@ class ZeroShotService:
         Raises:
             ClassFileError: the model knows no word of a class or of one of its examples.
         """
-        for number, definition in enumerate(class_set.classes, start=1):
+        embedded = embed_classes(encoder, class_set.classes, calibrations)  # all in one pass
+        for number, (definition, cls) in enumerate(
+            zip(class_set.classes, embedded, strict=True), start=1
+        ):
             try:
                 for text in definition.examples:
                     encoder.encode(text, what="example")
-                current = current.added(embed_class(encoder, definition, calibrations))
+                if isinstance(cls, UnknownWordsError):
+                    raise cls
             except UnknownWordsError as exc:
                 raise ZeroShotService._file_error(number, definition.name, exc) from exc
+        classes = [cls for cls in embedded if isinstance(cls, ClassVector)]
+        current = ClassSet((*current.classes, *classes), current.threshold, current.dormant)
         if class_set.threshold is not None:
             current = current.with_threshold(class_set.threshold)
         return current
