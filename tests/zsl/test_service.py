@@ -318,24 +318,7 @@ class TestConcurrency:
         assert max(seen) > min(seen)
         assert len(guilds) == 29
 
-    async def test_vector_maths_runs_off_the_event_loop(
-        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        threads: list[threading.Thread] = []
-        real_rank_encoded = zsl.service.rank_encoded
-
-        def spy(*args: Any) -> Any:
-            threads.append(threading.current_thread())
-            return real_rank_encoded(*args)
-
-        monkeypatch.setattr(zsl.service, "rank_encoded", spy)
-        async with await _service(glove, db_url) as service:
-            await service.classify(1, "goal")
-
-        assert threads
-        assert threading.main_thread() not in threads
-
-    async def test_closing_ends_the_scoring_thread(
+    async def test_vector_maths_runs_off_the_event_loop_in_one_thread_that_ends_on_close(
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         threads: list[threading.Thread] = []
@@ -349,6 +332,9 @@ class TestConcurrency:
         async with await _service(glove, db_url) as service:
             await service.classify(1, "goal")
             await service.classify(1, "the election")
+
+        assert len(threads) == 2
+        assert threading.main_thread() not in threads
         assert len(set(threads)) == 1  # one scoring thread answers every batch
         threads[0].join(timeout=5)
         assert not threads[0].is_alive()
