@@ -150,3 +150,24 @@ def test_weighted_sums_add_each_documents_tokens_first_to_last() -> None:
     rows = raw[tokens] * weights[:, None]
     for document, (start, length) in enumerate(zip(starts, lengths, strict=True)):
         assert np.array_equal(sums[document], np.add.reduce(rows[start : start + length], axis=0))
+
+
+@pytest.mark.parametrize("model", ["glove", "default_model"])
+def test_a_text_encodes_the_same_bit_for_bit_alone_or_in_a_batch(
+    request: pytest.FixtureRequest, model: str
+) -> None:
+    encoder = Encoder(request.getfixturevalue(model))
+    texts = [
+        "What a goal in the last minute!",
+        "goal",
+        "their new album is out and the tour starts in May",
+        "the minister resigned after the vote",
+    ] * 5
+
+    together = encoder.encode_many(texts)
+
+    for text, batched in zip(texts, together, strict=True):
+        alone = encoder.encode(text)
+        assert isinstance(batched, type(alone))
+        assert alone.vector.tobytes() == batched.vector.tobytes()
+        assert alone.word_vectors.tobytes() == batched.word_vectors.tobytes()
