@@ -225,14 +225,11 @@ def _uncalibrated(
 ) -> list[_Uncalibrated | UnknownWordsError]:
     """Each definition (its name and description read as one text) as a class vector but for
     its calibration, or the error of a definition with no known word."""
-    texts: list[Encoded | UnknownWordsError] = []
-    for definition in definitions:
-        try:
-            text = encoder.encode(f"{definition.name}\n{definition.description}", what="class")
-        except UnknownWordsError as exc:
-            texts.append(exc)
-        else:
-            texts.append(text)
+    # Together: a text encodes the same bit for bit alone or in a batch.
+    texts = encoder.encode_many(
+        [f"{definition.name}\n{definition.description}" for definition in definitions],
+        what="class",
+    )
     # A bare name ("sports") is a thin definition; its nearest words fill it out. A
     # description is the admin's own expansion and is used as it is.
     bare = {
