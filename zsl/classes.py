@@ -524,15 +524,15 @@ class ClassSet:
             object.__setattr__(self, name, array)
         # The classes keep views of these arrays instead of arrays of their own: a guild's
         # vectors are held once, which halves what a cached guild takes.
-        ends = np.cumsum(lengths).tolist()
+        starts = self.word_starts.tolist()
         classes = tuple(
             dataclasses.replace(
                 c,
                 vector=self.matrix[i],
-                word_vectors=self.words[end - length : end],
-                word_weights=self.word_weights[end - length : end],
+                word_vectors=self.words[start : start + length],
+                word_weights=self.word_weights[start : start + length],
             )
-            for i, (c, length, end) in enumerate(zip(self.classes, lengths, ends, strict=True))
+            for i, (c, start, length) in enumerate(zip(self.classes, starts, lengths, strict=True))
         )
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "names", tuple(c.definition.name for c in classes))

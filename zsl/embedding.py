@@ -404,10 +404,14 @@ class Encoder:
         took 68 ms), and each row's dot products are its own sums, the same bit for bit
         whatever rows come with it (a matrix product may sum a batch's rows in another order).
         """
+        result = self._without_common(matrix)
+        result -= self._offset
+        return result
+
+    def _without_common(self, matrix: Matrix) -> Matrix:
         result = np.array(matrix, dtype=np.float32)
         for component in self._common:
             result -= np.einsum("ij,j->i", matrix, component)[:, None] * component
-        result -= self._offset
         return result
 
     def _fit_background(self, probability: npt.NDArray[np.float64]) -> Background:
@@ -428,8 +432,7 @@ class Encoder:
         documents = weighted / np.add.reduceat(weights, starts)[:, None]
         mean = documents.mean(axis=0)
         self._common = _principal_components(documents - mean, cfg.common_components)
-        self._offset = np.zeros(self.dim, dtype=np.float32)
-        self._offset = self._transform_rows(mean.astype(np.float32)[None, :])[0]
+        self._offset = self._without_common(mean.astype(np.float32)[None, :])[0]
         return Background(
             vectors=_normalise_rows(self._transform_rows(documents.astype(np.float32))),
             word_vectors=_normalise_rows(self._transform_rows(raw)),

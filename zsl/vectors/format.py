@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import mmap
 import os
@@ -359,10 +360,11 @@ def open_mapped(path: Path, name: str) -> WordVectors:
         return model
     # The few thousand continuation pieces go into a private dict: splitting a word probes
     # them once per character, too often for the shared hash table.
-    ends = np.frombuffer(view[o_at : o_at + 8 * (count + 1)], "<u8").tolist()
+    first = int(header["pieces_from"])
+    ends = np.frombuffer(view[o_at + 8 * first : o_at + 8 * (count + 1)], "<u8").tolist()
     continuations = {
-        buffer[w_at + ends[row] + 2 : w_at + ends[row + 1]].decode("utf-8", "surrogatepass"): row
-        for row in range(int(header["pieces_from"]), count)
+        buffer[w_at + start + 2 : w_at + end].decode("utf-8", "surrogatepass"): first + i
+        for i, (start, end) in enumerate(itertools.pairwise(ends))
     }
     build = functools.partial(wordpiece_vector, model.rows, vocabulary, continuations)
     # A community's new words come back again and again: remember the last few thousand
