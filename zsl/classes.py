@@ -178,14 +178,14 @@ def embed_classes(
     """
     shaped = _uncalibrated(encoder, definitions)
     usable = {c.definition: c for c in shaped if isinstance(c, _Uncalibrated)}
+    kept = [None] * len(usable) if calibrations is None else calibrations.get_many(list(usable))
     found: dict[ClassDefinition, ClassCalibration] = {}
     fresh: list[_Uncalibrated] = []
-    for definition, cls in usable.items():
-        kept = calibrations.get(definition) if calibrations is not None else None
-        if kept is None:
+    for (definition, cls), calibration in zip(usable.items(), kept, strict=True):
+        if calibration is None:
             fresh.append(cls)
         else:
-            found[definition] = kept
+            found[definition] = calibration
     for cls, calibration in zip(fresh, _calibrate(encoder.background, fresh), strict=True):
         found[cls.definition] = calibration
         if calibrations is not None:
@@ -266,7 +266,7 @@ def _with_examples(
         vector=vector,
         word_vectors=word_vectors,
         word_weights=weights / weights.sum(),
-        unknown_words=tuple(dict.fromkeys(encoded.unknown_words)),
+        unknown_words=encoded.unknown_words,  # distinct already
         related_words=encoded.words[own_words:],
     )
 
@@ -332,16 +332,18 @@ class CalibrationCache:
         return len(self._entries)
 
     def get(self, definition: ClassDefinition) -> ClassCalibration | None:
-        key = self._key(definition)
+        return self.get_many([definition])[0]
+
+    def get_many(self, definitions: Sequence[ClassDefinition]) -> list[ClassCalibration | None]:
+        """Each definition's kept calibration, or None: :meth:`get` for many, the lock taken
+        once."""
+        keys = [self._key(definition) for definition in definitions]
         with self._lock:
-            packed = self._entries.get(key)
-            if packed is None:
-                return None
-            self._entries.move_to_end(key)
-        vector_mean, vector_std, words_mean, words_std, combined_std = _NUMBERS.unpack(packed)
-        return ClassCalibration(
-            Calibration(vector_mean, vector_std), Calibration(words_mean, words_std), combined_std
-        )
+            found = [self._entries.get(key) for key in keys]
+            for key, packed in zip(keys, found, strict=True):
+                if packed is not None:
+                    self._entries.move_to_end(key)
+        return [None if packed is None else _unpacked(packed) for packed in found]
 
     def put(self, definition: ClassDefinition, calibration: ClassCalibration) -> None:
         packed = _NUMBERS.pack(
@@ -359,9 +361,17 @@ class CalibrationCache:
                 self._entries.popitem(last=False)
 
     def _key(self, definition: ClassDefinition) -> bytes:
-        # JSON: unambiguous where the parts meet, and ASCII whatever characters they hold.
-        text = json.dumps([definition.name, definition.description, definition.examples])
+        # The parts' repr: unambiguous where they meet (each is a quoted literal, read back the
+        # same), and a fifth of json.dumps's time. Lone surrogates come out escaped.
+        text = repr((definition.name, definition.description, tuple(definition.examples)))
         return hashlib.blake2b(text.encode(), digest_size=16, key=self._model).digest()
+
+
+def _unpacked(packed: bytes) -> ClassCalibration:
+    vector_mean, vector_std, words_mean, words_std, combined_std = _NUMBERS.unpack(packed)
+    return ClassCalibration(
+        Calibration(vector_mean, vector_std), Calibration(words_mean, words_std), combined_std
+    )
 
 
 def model_identity(encoder: Encoder) -> bytes:

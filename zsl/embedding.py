@@ -20,6 +20,7 @@ import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,8 @@ Vector = npt.NDArray[np.float32]
 
 _SHOWN_UNKNOWN = 50
 """At most this many unknown words of a text are reported."""
+_FOUND_SIZE = 1 << 15
+"""At most this many tokens' rows are remembered by an encoder (a few MB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,33 +168,6 @@ class Background:
         return maxima
 
 
-class _Bag:
-    """One text's distinct known words as they are found: each once, with its occurrences."""
-
-    __slots__ = ("counts", "limit", "rows", "slots", "words")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.slots: dict[int | str, int] = {}  # model row (or unseen word) -> place in the bag
-        self.words: list[str] = []
-        self.rows: list[int] = []
-        self.counts: list[int] = []
-
-    def add(self, key: int | str, word: str, row: int) -> int | None:
-        """Count one more occurrence; returns the word's place if it is new to the bag."""
-        place = self.slots.get(key)
-        if place is not None:
-            self.counts[place] += 1
-            return None
-        if len(self.words) >= self.limit:
-            return None
-        self.slots[key] = len(self.words)
-        self.words.append(word)
-        self.rows.append(row)
-        self.counts.append(1)
-        return len(self.words) - 1
-
-
 class Encoder:
     """Turns text into vectors with one shared, read-only :class:`WordVectors` model."""
 
@@ -203,6 +179,9 @@ class Encoder:
         self._weights = (a / (a + probability)).astype(np.float32)
         self._common = np.zeros((0, vectors.dim), dtype=np.float32)
         self._offset = np.zeros(vectors.dim, dtype=np.float32)
+        self._found: dict[str, int] = {}
+        """Tokens met before that are words of the model as they are, with their rows: most
+        tokens are, and one dictionary read each (for a whole text at once) is all they cost."""
         self.background = self._fit_background(probability)
 
     @property
@@ -231,52 +210,107 @@ class Encoder:
         best match anyway), and a text contributes at most ``max_text_words`` distinct words,
         so no text can make the arrays of a batch large, whatever it repeats.
         """
-        bags: list[tuple[tuple[str, ...], list[int], list[int], tuple[str, ...]]] = []
-        errors: list[UnknownWordsError | None] = []  # per text: None when it has known words
-        subwords: list[tuple[int, Vector]] = []  # (row in the batch, vector built by fastText)
-        offset = 0
-        lookup, longest = self.vectors.index, self.config.max_word_length
+        keys: list[int] = []  # every text's known words in order: model rows (see _keys)
+        words: list[str] = []  # the word each key was found as
+        lengths: list[int] = []  # how many keys each text has
+        unknowns: list[tuple[str, ...]] = []
+        built: dict[str, tuple[int, Vector]] = {}  # words built from subwords (see _keys)
+        found = self._found.get
         for text in texts:
-            bag = _Bag(self.config.max_text_words)
+            tokens = tokenize(text)
+            remembered = list(map(found, tokens))
             unknown: dict[str, None] = {}
-            for token in tokenize(text):
-                # Most tokens are words of the model as they are: no need for the general path.
-                row = lookup(token) if len(token) <= longest else None
-                if row is not None:
-                    bag.add(row, token, row)
-                    continue
-                for word, found in self._known_words(token, unknown):
-                    if isinstance(found, int):
-                        bag.add(found, word, found)
-                    elif (place := bag.add(word, word, len(self.vectors) - 1)) is not None:
-                        # An unseen word is rare: it takes the place (and weight) of the rarest.
-                        subwords.append((offset + place, found))
-            words, rows, counts = bag.words, bag.rows, bag.counts
-            shown_unknown = tuple(itertools.islice(unknown, _SHOWN_UNKNOWN))
-            if not words:
-                errors.append(UnknownWordsError(shown_unknown, what=what))
-                continue
-            errors.append(None)
-            bags.append((tuple(words), rows, counts, shown_unknown))
-            offset += len(words)
+            if None in remembered:  # a token not met before, or not a word of the model as is
+                rows, tokens = self._keys(tokens, remembered, unknown, built)
+            else:
+                rows = cast("list[int]", remembered)
+            keys += rows
+            words += tokens
+            lengths.append(len(rows))
+            unknowns.append(tuple(itertools.islice(unknown, _SHOWN_UNKNOWN)))
+        place, counts, distinct = self._distinct(keys, lengths, len(self.vectors) + len(built))
+        bags = [i for i, count in enumerate(distinct) if count]
         encoded: list[Encoded] = []
         if bags:
-            index = np.fromiter(
-                itertools.chain.from_iterable(rows for _, rows, _, _ in bags), np.intp, offset
-            )
-            counts_all = np.fromiter(
-                itertools.chain.from_iterable(c for _, _, c, _ in bags), np.float32, offset
-            )
+            distinct_keys = np.asarray(keys, dtype=np.intp)[place]
+            # A word built from subwords is rare: it takes the place (and weight) of the rarest.
+            index = np.minimum(distinct_keys, len(self.vectors) - 1)
             raw = self.vectors.rows(index)
-            for position, vector in subwords:
-                raw[position] = vector
+            for position in np.flatnonzero(distinct_keys >= len(self.vectors)).tolist():
+                raw[position] = built[words[place[position]]][1]
+            kept = [words[i] for i in place.tolist()]
+            ends = itertools.accumulate(distinct[i] for i in bags)
             encoded = self._bags(
-                [(words, unknown) for words, _, _, unknown in bags],
+                [
+                    (tuple(kept[end - distinct[i] : end]), unknowns[i])
+                    for i, end in zip(bags, ends, strict=True)
+                ],
                 raw,
-                self._weights[index] * counts_all,
+                self._weights[index] * counts.astype(np.float32),
             )
         known = iter(encoded)
-        return [next(known) if error is None else error for error in errors]
+        return [
+            next(known) if count else UnknownWordsError(unknown, what=what)
+            for count, unknown in zip(distinct, unknowns, strict=True)
+        ]
+
+    def _keys(
+        self,
+        tokens: list[str],
+        rows: list[int | None],
+        unknown: dict[str, None],
+        built: dict[str, tuple[int, Vector]],
+    ) -> tuple[list[int], list[str]]:
+        """A text's known words and their keys, where ``rows`` (the remembered rows of
+        ``tokens``) has gaps: the word's model row, or for a word built from subwords (fastText),
+        a number past the model's rows, one per distinct such word of the batch, its vector
+        kept in ``built``. What cannot be known goes into ``unknown``."""
+        keys: list[int] = []
+        words: list[str] = []
+        longest = self.config.max_word_length
+        for token, row in zip(tokens, rows, strict=True):
+            if row is None and len(token) <= longest:
+                row = self.vectors.index(token)
+                if row is not None:
+                    if len(self._found) >= _FOUND_SIZE:  # at worst a token is looked up twice
+                        self._found.clear()
+                    self._found[token] = row
+            if row is not None:
+                keys.append(row)
+                words.append(token)
+                continue
+            for word, known in self._known_words(token, unknown):
+                if not isinstance(known, int):
+                    known = built.setdefault(word, (len(self.vectors) + len(built), known))[0]
+                keys.append(known)
+                words.append(word)
+        return keys, words
+
+    def _distinct(
+        self, keys: list[int], lengths: list[int], span: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], list[int]]:
+        """Each text's distinct keys, as ``keys`` holds the texts one after another: where each
+        first occurs, how often it occurs in its text, and how many each text keeps (at most
+        ``max_text_words``, the first ones). Array operations for the whole batch: a stable
+        sort groups each text's occurrences of a key, its first occurrence first."""
+        text_of = np.repeat(np.arange(len(lengths), dtype=np.intp), lengths)
+        combined = text_of * span + np.asarray(keys, dtype=np.intp)
+        order = np.argsort(combined, kind="stable")
+        ordered = combined[order]
+        new = np.ones(len(ordered), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        runs = np.flatnonzero(new)
+        occurrences = np.zeros(len(ordered), dtype=np.intp)
+        occurrences[order[runs]] = np.diff(np.append(runs, len(ordered)))
+        place = np.flatnonzero(occurrences)  # first occurrences, in text order
+        distinct = np.bincount(text_of[place], minlength=len(lengths))
+        limit = self.config.max_text_words
+        if len(distinct) and distinct.max() > limit:
+            # Each first occurrence's rank among its text's distinct words.
+            rank = np.arange(len(place)) - np.repeat(np.cumsum(distinct) - distinct, distinct)
+            place = place[rank < limit]
+            distinct = np.minimum(distinct, limit)
+        return place, occurrences[place], distinct.tolist()
 
     def _bags(
         self,

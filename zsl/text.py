@@ -17,6 +17,9 @@ _CUSTOM_EMOJI = re.compile(r"<a?:([A-Za-z0-9_]{1,32}):\d+>")
 # User, role, channel and slash-command mentions, and timestamps carry no words.
 _MENTION = re.compile(r"<(?:@[!&]?|#|/[^:<>]{1,100}:|t:)[^<>\s]{0,40}>")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019\-][^\W_]+)*")
+# What every pattern above needs to find anything (a backquote, "<", "://" or "www."): a text
+# without any goes straight to the words, one scan instead of five substitutions.
+_MARKUP = re.compile(r"[`<]|://|www\.", re.IGNORECASE)
 
 
 def _strip_format_characters(text: str) -> str:
@@ -28,10 +31,14 @@ def _strip_format_characters(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Split a chat message into words, leaving out code, links, mentions and markdown."""
     if not text.isascii():  # the common ASCII case needs no Unicode clean-up
+        # The apostrophes are one in _WORD too, so they can be unified before the words split.
         text = _strip_format_characters(unicodedata.normalize("NFKC", text))
-    text = _CODE_BLOCK.sub(" ", text)
-    text = _INLINE_CODE.sub(" ", text)
-    text = _URL.sub(" ", text)
-    text = _CUSTOM_EMOJI.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
-    text = _MENTION.sub(" ", text)
-    return [word.replace("\u2019", "'") for word in _WORD.findall(text)]
+        text = text.replace("\u2019", "'")
+    if _MARKUP.search(text):
+        text = _CODE_BLOCK.sub(" ", text)
+        text = _INLINE_CODE.sub(" ", text)
+        text = _URL.sub(" ", text)
+        text = _CUSTOM_EMOJI.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
+        text = _MENTION.sub(" ", text)
+    words: list[str] = _WORD.findall(text)
+    return words
