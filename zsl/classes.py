@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from zsl.embedding import Background, Encoded, Encoder, Matrix, similarities
+from zsl.embedding import Background, Encoded, Encoder, Matrix, segment_sums, similarities
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -240,34 +240,55 @@ def _uncalibrated(
     expanded = dict(
         zip(bare, encoder.expand(list(bare.values()), encoder.config.expansion_words), strict=True)
     )
-    return [
-        text
-        if isinstance(text, UnknownWordsError)
-        else _with_examples(encoder, definition, len(text.words), expanded.get(i, text))
+    known = [
+        (definition, expanded.get(i, text), len(text.words))
         for i, (definition, text) in enumerate(zip(definitions, texts, strict=True))
+        if isinstance(text, Encoded)
     ]
+    moved = [_with_examples(encoder, definition, encoded) for definition, encoded, _ in known]
+    # Each class's weights over their sum, for all the classes at once: the same bit for bit as
+    # one class's weights / weights.sum() (see segment_sums).
+    lengths = np.fromiter((len(weights) for _, _, weights in moved), np.intp, len(moved))
+    starts = np.cumsum(lengths) - lengths
+    weights = np.concatenate([w for _, _, w in moved]) if moved else np.zeros(0, np.float32)
+    sums = np.repeat(segment_sums(weights, starts, lengths), lengths)
+    shares = np.divide(weights, sums, dtype=np.float32)
+    built = iter(
+        [
+            _Uncalibrated(
+                definition=definition,
+                vector=vector,
+                word_vectors=word_vectors,
+                word_weights=shares[start : start + length],
+                unknown_words=encoded.unknown_words,  # distinct already
+                related_words=encoded.words[own_words:],
+            )
+            for (definition, encoded, own_words), (vector, word_vectors, _), start, length in zip(
+                known, moved, starts.tolist(), lengths.tolist(), strict=True
+            )
+        ]
+    )
+    return [text if isinstance(text, UnknownWordsError) else next(built) for text in texts]
 
 
 def _with_examples(
-    encoder: Encoder, definition: ClassDefinition, own_words: int, encoded: Encoded
-) -> _Uncalibrated:
-    """The class of ``encoded`` (its definition's text, expanded or not: the first
-    ``own_words`` are the definition's own), moved towards its examples if it has any."""
-    vector, word_vectors, weights = encoded.vector, encoded.word_vectors, encoded.weights
+    encoder: Encoder, definition: ClassDefinition, encoded: Encoded
+) -> tuple[npt.NDArray[np.float32], Matrix, npt.NDArray[np.float32]]:
+    """The vector, words and word weights of ``encoded`` (its definition's text, expanded or
+    not), moved towards the definition's examples if it has any."""
+    if not definition.examples:
+        return encoded.vector, encoded.word_vectors, encoded.weights
     examples = [
         e for e in (_encode_example(encoder, t) for t in definition.examples) if e is not None
     ]
-    if examples:
-        vector, word_vectors, weights = _learn(
-            examples, vector, word_vectors, weights, described=bool(definition.description)
-        )
-    return _Uncalibrated(
-        definition=definition,
-        vector=vector,
-        word_vectors=word_vectors,
-        word_weights=weights / weights.sum(),
-        unknown_words=encoded.unknown_words,  # distinct already
-        related_words=encoded.words[own_words:],
+    if not examples:
+        return encoded.vector, encoded.word_vectors, encoded.weights
+    return _learn(
+        examples,
+        encoded.vector,
+        encoded.word_vectors,
+        encoded.weights,
+        described=bool(definition.description),
     )
 
 

@@ -321,10 +321,11 @@ class Encoder:
         """Encoded texts from their words' raw vectors and weights, one text after another."""
         lengths = [len(words) for words, _ in texts]
         starts = np.cumsum([0, *lengths[:-1]], dtype=np.intp)
-        weighted = np.add.reduceat(raw * weights[:, None], starts, axis=0)
+        weighted = _reduceat_rows(raw * weights[:, None], starts, np.asarray(lengths, np.intp))
         means = np.asarray(weighted / np.add.reduceat(weights, starts)[:, None], dtype=np.float32)
-        vectors = _normalise_rows(self._transform_rows(means))
-        word_vectors = _normalise_rows(self._transform_rows(raw))
+        # The texts and their words in one pass: each row's arithmetic is its own.
+        transformed = _normalise_rows(self._transform_rows(np.concatenate([means, raw])))
+        vectors, word_vectors = transformed[: len(texts)], transformed[len(texts) :]
         return [
             Encoded(
                 vectors[i],
@@ -443,9 +444,10 @@ class Encoder:
         return result
 
     def _without_common(self, matrix: Matrix) -> Matrix:
-        result = np.array(matrix, dtype=np.float32)
+        """A new array: ``matrix`` minus its projection on each common component in turn."""
+        result = np.array(matrix, dtype=np.float32) if not len(self._common) else matrix
         for component in self._common:
-            result -= np.einsum("ij,j->i", matrix, component)[:, None] * component
+            result = result - np.einsum("ij,j->i", matrix, component)[:, None] * component
         return result
 
     def _fit_background(self, probability: npt.NDArray[np.float64]) -> Background:
@@ -492,6 +494,59 @@ def _weighted_sums(
         at = starts[longer] + position
         sums[longer] += raw[tokens[at]] * weights[at, None]
     return sums
+
+
+def segment_sums(
+    values: npt.NDArray[np.float32], starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float32]:
+    """``values[start : start + length].sum()`` of each segment of a 1-D array, bit for bit, the
+    short ones for all segments at once: a class's weights are summed like this alone or among
+    a batch's, a twentieth of the calls. numpy sums fewer than 8 numbers one after another
+    (``_sequential_sums``) and adds the result to 0.0; longer segments are summed by numpy."""
+    short = lengths < 8
+    sums = np.float32(0.0) + _sequential_sums(values, starts[short], lengths[short])
+    if short.all():
+        return sums
+    result = np.empty(len(starts), dtype=np.float32)
+    result[short] = sums
+    for i in np.flatnonzero(~short).tolist():
+        result[i] = values[starts[i] : starts[i] + lengths[i]].sum()
+    return result
+
+
+def _reduceat_rows(
+    values: Matrix, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
+) -> Matrix:
+    """``np.add.reduceat(values, starts, axis=0)``, bit for bit, where segments follow one another
+    (``lengths``). reduceat takes a segment's first row and adds numpy's sum of the rest, column
+    by column: one call of its loop per segment and column (46 us for 20 texts of 4 words and
+    256 dimensions). Up to 8 rows, that sum adds the rows one after another, so it is done here
+    position by position for all segments at once (a third of the time for 20 texts, a fifth
+    for 1,000); longer segments (rarer) go through reduceat each."""
+    result = values[starts]
+    few = (lengths > 1) & (lengths <= 8)
+    result[few] += _sequential_sums(values, starts[few] + 1, lengths[few] - 1)
+    for i in np.flatnonzero(lengths > 8).tolist():
+        result[i] = np.add.reduceat(values[starts[i] : starts[i] + lengths[i]], [0], axis=0)[0]
+    return result
+
+
+def _sequential_sums(
+    values: npt.NDArray[np.float32], starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float32]:
+    """Each segment's rows added one after another from -0.0, as numpy's pairwise summation does
+    with fewer than 8 (numpy/_core/src/umath/loops_utils.h.src; -0.0 changes no sum, not even a
+    zero's sign). Position by position for all segments, the longest first, so that the ones
+    still going are the first ones. tests/zsl/test_batch_encoding.py checks this against numpy."""
+    order = np.argsort(-lengths, kind="stable")
+    first, remaining = starts[order], lengths[order]
+    sums = np.full((len(starts), *values.shape[1:]), -0.0, dtype=np.float32)
+    for position in range(int(remaining[0]) if len(remaining) else 0):
+        going = int(np.count_nonzero(remaining > position))
+        sums[:going] += values[first[:going] + position]
+    result = np.empty_like(sums)
+    result[order] = sums
+    return result
 
 
 def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:

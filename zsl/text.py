@@ -30,7 +30,13 @@ def _strip_format_characters(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split a chat message into words, leaving out code, links, mentions and markdown."""
-    if not text.isascii():  # the common ASCII case needs no Unicode clean-up
+    if text.isascii():
+        # The usual message or class definition, words and spaces: nothing to remove, and the
+        # words are the pieces between the spaces when those are all ASCII letters and digits.
+        words = text.split()
+        if "".join(words).isalnum():
+            return words
+    else:  # Unicode clean-up, which ASCII needs none of
         # The apostrophes are one in _WORD too, so they can be unified before the words split.
         text = _strip_format_characters(unicodedata.normalize("NFKC", text))
         text = text.replace("\u2019", "'")
@@ -40,5 +46,5 @@ def tokenize(text: str) -> list[str]:
         text = _URL.sub(" ", text)
         text = _CUSTOM_EMOJI.sub(lambda m: " " + m.group(1).replace("_", " ") + " ", text)
         text = _MENTION.sub(" ", text)
-    words: list[str] = _WORD.findall(text)
-    return words
+    found: list[str] = _WORD.findall(text)
+    return found

@@ -9,7 +9,9 @@ import pytest
 
 from zsl import Encoder, UnknownWordsError, WordVectors, tokenize
 from zsl.classes import Calibration, CalibrationCache, ClassCalibration
+from zsl.embedding import _reduceat_rows, segment_sums
 from zsl.records import ClassDefinition
+from zsl.text import _WORD
 
 UNUSUAL = [
     "the the the goal THE Goal",  # repeats, in several casings of one model row
@@ -119,6 +121,43 @@ def test_a_text_keeps_its_first_max_text_words_distinct_words_with_all_their_cou
 )
 def test_markup_is_looked_for_before_it_is_removed(text: str, words: list[str]) -> None:
     assert tokenize(text) == words
+
+
+def test_plain_ascii_text_splits_into_the_words_the_pattern_finds() -> None:
+    # Texts of letters, digits and spaces take a shortcut past the pattern; the characters
+    # around them must send every other text the long way.
+    rng = np.random.default_rng(3)
+    alphabet = [*"abcXYZ019 ", "\n", "\t", "\x0b", "\x1c", "_", "'", "-", ".", "!", "\u00e9"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 12)))) for _ in range(3000)]
+
+    for text in texts:
+        if text.isascii():  # no markup in the alphabet: nothing for the other patterns to remove
+            assert tokenize(text) == _WORD.findall(text), repr(text)
+
+
+def _segments(rng: np.random.Generator, top: int) -> tuple[np.ndarray, np.ndarray]:
+    lengths = rng.integers(1, top, size=30)
+    return np.cumsum(lengths) - lengths, lengths
+
+
+def test_sums_of_segments_are_numpys_own_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    for top in (3, 9, 40, 300):
+        starts, lengths = _segments(rng, top)
+        rows = rng.standard_normal((int(lengths.sum()), 5)).astype(np.float32)
+        rows *= rng.choice([1e-3, 1.0, 1e3], (len(rows), 1)).astype(np.float32)
+        rows[rng.random(rows.shape) < 0.2] = 0.0
+        rows[rng.random(rows.shape) < 0.2] = -0.0  # the sign of a zero sum must come out too
+        values = np.ascontiguousarray(rows[:, 0])
+
+        summed = _reduceat_rows(rows, starts, lengths)
+        sums = segment_sums(values, starts, lengths)
+
+        assert summed.tobytes() == np.add.reduceat(rows, starts, axis=0).tobytes()
+        expected = [
+            values[start : start + n].sum() for start, n in zip(starts, lengths, strict=True)
+        ]
+        assert sums.tobytes() == np.array(expected, dtype=np.float32).tobytes()
 
 
 class TestCalibrationKeys:
