@@ -643,13 +643,13 @@ class TestLazyBuilding:
     @staticmethod
     def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         built: list[int] = []
-        real_build = zsl.service._build
+        real_build = zsl.service._build_guilds
 
-        def spy(encoder: Any, guild_id: int, *rest: Any) -> Any:
-            built.append(guild_id)
-            return real_build(encoder, guild_id, *rest)
+        def spy(encoder: Any, jobs: list[Any], *rest: Any) -> Any:
+            built.extend(guild_id for guild_id, _, _ in jobs)
+            return real_build(encoder, jobs, *rest)
 
-        monkeypatch.setattr(zsl.service, "_build", spy)
+        monkeypatch.setattr(zsl.service, "_build_guilds", spy)
         return built
 
     async def test_opening_embeds_nothing_and_first_use_embeds_that_guild_once(
@@ -740,18 +740,18 @@ class TestLazyBuilding:
             pass
         embedding = threading.Event()
         reloaded = threading.Event()
-        real_build = zsl.service._build
+        real_build = zsl.service._build_guilds
 
-        def slow_build(encoder: Any, guild_id: int, *rest: Any) -> Any:
+        def slow_build(*args: Any) -> Any:
             embedding.set()
             reloaded.wait(timeout=10)
-            return real_build(encoder, guild_id, *rest)
+            return real_build(*args)
 
         async with await ZeroShotService.open(glove, db_url) as service:
             other = await open_store(db_url)  # another process adds a class meanwhile
             await other.insert_class(1, ClassDefinition("weather", "rain snow forecast"), 100)
             await other.close()
-            monkeypatch.setattr(zsl.service, "_build", slow_build)
+            monkeypatch.setattr(zsl.service, "_build_guilds", slow_build)
             first_use = asyncio.create_task(service.classify(1, "heavy rain and snow tomorrow"))
             await asyncio.to_thread(embedding.wait, 10)
             await service.reload()
