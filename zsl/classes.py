@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -177,27 +177,31 @@ def embed_classes(
     calibration from there instead of computing it again: the same numbers, so the same class.
     """
     shaped = _uncalibrated(encoder, definitions)
-    usable = {c.definition: c for c in shaped if isinstance(c, _Uncalibrated)}
-    kept = [None] * len(usable) if calibrations is None else calibrations.get_many(list(usable))
-    found: dict[ClassDefinition, ClassCalibration] = {}
-    fresh: list[_Uncalibrated] = []
-    for (definition, cls), calibration in zip(usable.items(), kept, strict=True):
-        if calibration is None:
-            fresh.append(cls)
-        else:
-            found[definition] = calibration
-    for cls, calibration in zip(fresh, _calibrate(encoder.background, fresh), strict=True):
-        found[cls.definition] = calibration
-        if calibrations is not None:
-            calibrations.put(cls.definition, calibration)
-    return [
-        c if isinstance(c, UnknownWordsError) else c.calibrated(found[c.definition]) for c in shaped
-    ]
+    usable = [c for c in shaped if isinstance(c, _Uncalibrated)]
+    kept = (
+        [None] * len(usable)
+        if calibrations is None
+        else calibrations.get_many([c.definition for c in usable])
+    )
+    # Only the classes to calibrate are told apart by definition (the same class in two
+    # guilds is calibrated once); a rebuild finds them all kept.
+    fresh = {c.definition: c for c, found in zip(usable, kept, strict=True) if found is None}
+    computed = dict(zip(fresh, _calibrate(encoder.background, list(fresh.values())), strict=True))
+    if calibrations is not None:
+        for definition, calibration in computed.items():
+            calibrations.put(definition, calibration)
+    embedded = iter(
+        [
+            cls.calibrated(computed[cls.definition] if found is None else found)
+            for cls, found in zip(usable, kept, strict=True)
+        ]
+    )
+    return [c if isinstance(c, UnknownWordsError) else next(embedded) for c in shaped]
 
 
-@dataclass(frozen=True, slots=True)
-class _Uncalibrated:
-    """A class vector but for its calibration (the part computed for many classes at once)."""
+class _Uncalibrated(NamedTuple):
+    """A class vector but for its calibration (the part computed for many classes at once).
+    A named tuple: made for every class of every rebuild, at a third of a dataclass's cost."""
 
     definition: ClassDefinition
     vector: npt.NDArray[np.float32]

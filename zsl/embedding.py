@@ -499,53 +499,62 @@ def _weighted_sums(
 def segment_sums(
     values: npt.NDArray[np.float32], starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.float32]:
-    """``values[start : start + length].sum()`` of each segment of a 1-D array, bit for bit, the
-    short ones for all segments at once: a class's weights are summed like this alone or among
-    a batch's, a twentieth of the calls. numpy sums fewer than 8 numbers one after another
-    (``_sequential_sums``) and adds the result to 0.0; longer segments are summed by numpy."""
-    short = lengths < 8
-    sums = np.float32(0.0) + _sequential_sums(values, starts[short], lengths[short])
-    if short.all():
-        return sums
-    result = np.empty(len(starts), dtype=np.float32)
-    result[short] = sums
-    for i in np.flatnonzero(~short).tolist():
-        result[i] = values[starts[i] : starts[i] + lengths[i]].sum()
-    return result
+    """``values[start : start + length].sum()`` for each segment of a 1-D array (the segments
+    one after another, covering it), bit for bit, all at once: a class's weights are summed so
+    alone or among a batch's, with a few calls instead of one per class. numpy adds fewer than
+    8 numbers one after another from -0.0 (see ``_by_position``), then adds that to 0.0; longer
+    segments are summed by numpy, each."""
+    width = min(7, int(lengths.max(initial=0)))
+    by_position = _by_position(values, starts, lengths, width)
+    total = np.full(len(starts), -0.0, dtype=np.float32)
+    for position in range(width):
+        total += by_position[position]
+    sums: npt.NDArray[np.float32] = np.float32(0.0) + total
+    for i in np.flatnonzero(lengths > width).tolist():
+        sums[i] = values[starts[i] : starts[i] + lengths[i]].sum()
+    return sums
 
 
 def _reduceat_rows(
     values: Matrix, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
 ) -> Matrix:
-    """``np.add.reduceat(values, starts, axis=0)``, bit for bit, where segments follow one another
-    (``lengths``). reduceat takes a segment's first row and adds numpy's sum of the rest, column
-    by column: one call of its loop per segment and column (46 us for 20 texts of 4 words and
-    256 dimensions). Up to 8 rows, that sum adds the rows one after another, so it is done here
-    position by position for all segments at once (a third of the time for 20 texts, a fifth
-    for 1,000); longer segments (rarer) go through reduceat each."""
-    result = values[starts]
-    few = (lengths > 1) & (lengths <= 8)
-    result[few] += _sequential_sums(values, starts[few] + 1, lengths[few] - 1)
-    for i in np.flatnonzero(lengths > 8).tolist():
-        result[i] = np.add.reduceat(values[starts[i] : starts[i] + lengths[i]], [0], axis=0)[0]
-    return result
+    """``np.add.reduceat(values, starts, axis=0)`` for segments one after another covering
+    ``values``, bit for bit. reduceat takes a segment's first row and adds numpy's sum of the
+    others, column by column: one call of its loop per segment and column (42 us for 20 texts
+    of 4 words and 256 dimensions). Up to 8 rows, that sum adds the others one after another
+    from -0.0, so it is done here position by position for all segments at once (16 us; 0.4
+    ms instead of 2.2 for 1,000 texts); longer segments (rarer) go through reduceat, each."""
+    width = min(8, int(lengths.max(initial=0)))
+    by_position = _by_position(values, starts, lengths, width)
+    others = np.full((len(starts), *values.shape[1:]), -0.0, dtype=np.float32)
+    for position in range(1, width):
+        others += by_position[position]
+    sums: Matrix = by_position[0] + others
+    for i in np.flatnonzero(lengths > width).tolist():
+        sums[i] = np.add.reduceat(values[starts[i] : starts[i] + lengths[i]], [0], axis=0)[0]
+    return sums
 
 
-def _sequential_sums(
-    values: npt.NDArray[np.float32], starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
+def _by_position(
+    values: npt.NDArray[np.float32],
+    starts: npt.NDArray[np.intp],
+    lengths: npt.NDArray[np.intp],
+    width: int,
 ) -> npt.NDArray[np.float32]:
-    """Each segment's rows added one after another from -0.0, as numpy's pairwise summation does
-    with fewer than 8 (numpy/_core/src/umath/loops_utils.h.src; -0.0 changes no sum, not even a
-    zero's sign). Position by position for all segments, the longest first, so that the ones
-    still going are the first ones. tests/zsl/test_batch_encoding.py checks this against numpy."""
-    order = np.argsort(-lengths, kind="stable")
-    first, remaining = starts[order], lengths[order]
-    sums = np.full((len(starts), *values.shape[1:]), -0.0, dtype=np.float32)
-    for position in range(int(remaining[0]) if len(remaining) else 0):
-        going = int(np.count_nonzero(remaining > position))
-        sums[:going] += values[first[:going] + position]
-    result = np.empty_like(sums)
-    result[order] = sums
+    """The first ``width`` rows of every segment, position by position (width x segments x
+    ...), -0.0 where a segment is shorter: the one number whose addition changes nothing, not
+    even a zero's sign, so that every segment can be added up position by position the way
+    numpy adds up fewer than 8 numbers (numpy/_core/src/umath/loops_utils.h.src, pairwise_sum:
+    one after another from -0.0). tests/zsl/test_batch_encoding.py checks the sums against
+    numpy's own."""
+    segment = np.repeat(np.arange(len(starts), dtype=np.intp), lengths)
+    position = np.arange(len(values), dtype=np.intp) - np.repeat(starts, lengths)
+    result = np.full((width, len(starts), *values.shape[1:]), -0.0, dtype=np.float32)
+    if int(lengths.max(initial=0)) <= width:
+        result[position, segment] = values
+    else:
+        within = position < width
+        result[position[within], segment[within]] = values[within]
     return result
 
 
