@@ -260,12 +260,12 @@ def _uncalibrated(
     built = iter(
         [
             _Uncalibrated(
-                definition=definition,
-                vector=vector,
-                word_vectors=word_vectors,
-                word_weights=shares[start : start + length],
-                unknown_words=encoded.unknown_words,  # distinct already
-                related_words=encoded.words[own_words:],
+                definition,
+                vector,
+                word_vectors,
+                shares[start : start + length],  # the word weights
+                encoded.unknown_words,  # distinct already
+                encoded.words[own_words:],  # the related words
             )
             for (definition, encoded, own_words), (vector, word_vectors, _), start, length in zip(
                 known, moved, starts.tolist(), lengths.tolist(), strict=True

@@ -219,15 +219,16 @@ class Encoder:
         for text in texts:
             tokens = tokenize(text)
             remembered = list(map(found, tokens))
-            unknown: dict[str, None] = {}
             if None in remembered:  # a token not met before, or not a word of the model as is
+                unknown: dict[str, None] = {}
                 rows, tokens = self._keys(tokens, remembered, unknown, built)
+                unknowns.append(tuple(itertools.islice(unknown, _SHOWN_UNKNOWN)))
             else:
                 rows = cast("list[int]", remembered)
+                unknowns.append(())
             keys += rows
             words += tokens
             lengths.append(len(rows))
-            unknowns.append(tuple(itertools.islice(unknown, _SHOWN_UNKNOWN)))
         place, counts, distinct = self._distinct(keys, lengths, len(self.vectors) + len(built))
         bags = [i for i, count in enumerate(distinct) if count]
         encoded: list[Encoded] = []
@@ -293,21 +294,26 @@ class Encoder:
         first occurs, how often it occurs in its text, and how many each text keeps (at most
         ``max_text_words``, the first ones). Array operations for the whole batch: a stable
         sort groups each text's occurrences of a key, its first occurrence first."""
-        text_of = np.repeat(np.arange(len(lengths), dtype=np.intp), lengths)
-        combined = text_of * span + np.asarray(keys, dtype=np.intp)
-        order = np.argsort(combined, kind="stable")
+        if not keys:  # not one known word in the batch
+            nothing = np.zeros(0, dtype=np.intp)
+            return nothing, nothing, [0] * len(lengths)
+        # ndarray methods rather than numpy's functions: one text's batch costs a few calls.
+        text_of = np.arange(len(lengths), dtype=np.intp).repeat(lengths)
+        combined = text_of * span + np.array(keys, dtype=np.intp)
+        order = combined.argsort(kind="stable")
         ordered = combined[order]
-        new = np.ones(len(ordered), dtype=bool)
+        new = np.empty(len(ordered), dtype=bool)
+        new[:1] = True
         np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-        runs = np.flatnonzero(new)
+        runs = new.nonzero()[0]
         occurrences = np.zeros(len(ordered), dtype=np.intp)
-        occurrences[order[runs]] = np.diff(np.append(runs, len(ordered)))
-        place = np.flatnonzero(occurrences)  # first occurrences, in text order
+        occurrences[order[runs]] = np.concatenate((runs[1:], [len(ordered)])) - runs
+        place = occurrences.nonzero()[0]  # first occurrences, in text order
         distinct = np.bincount(text_of[place], minlength=len(lengths))
         limit = self.config.max_text_words
-        if len(distinct) and distinct.max() > limit:
+        if max(lengths, default=0) > limit:
             # Each first occurrence's rank among its text's distinct words.
-            rank = np.arange(len(place)) - np.repeat(np.cumsum(distinct) - distinct, distinct)
+            rank = np.arange(len(place)) - (distinct.cumsum() - distinct).repeat(distinct)
             place = place[rank < limit]
             distinct = np.minimum(distinct, limit)
         return place, occurrences[place], distinct.tolist()
@@ -496,21 +502,33 @@ def _weighted_sums(
     return sums
 
 
+FEW_SEGMENTS = 8
+"""With fewer segments than this to add up position by position (a text or two), numpy's own
+calls cost less than laying the segments out (see ``_by_position``)."""
+
+
 def segment_sums(
     values: npt.NDArray[np.float32], starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.float32]:
     """``values[start : start + length].sum()`` for each segment of a 1-D array (the segments
-    one after another, covering it), bit for bit, all at once: a class's weights are summed so
-    alone or among a batch's, with a few calls instead of one per class. numpy adds fewer than
-    8 numbers one after another from -0.0 (see ``_by_position``), then adds that to 0.0; longer
-    segments are summed by numpy, each."""
-    width = min(7, int(lengths.max(initial=0)))
+    one after another, covering it), bit for bit, with a few calls for all of them instead of
+    one per segment: how a class's weights are summed, alone or among a batch's. numpy adds
+    fewer than 8 numbers one after another from -0.0 (see ``_by_position``), then adds that to
+    0.0; longer segments are summed by numpy, each."""
+    short = lengths < 8
+    if np.count_nonzero(short) < FEW_SEGMENTS:
+        ends = (starts + lengths).tolist()
+        return np.array(
+            [values[start:end].sum() for start, end in zip(starts.tolist(), ends, strict=True)],
+            dtype=np.float32,
+        )
+    width = min(7, int(lengths.max()))
     by_position = _by_position(values, starts, lengths, width)
     total = np.full(len(starts), -0.0, dtype=np.float32)
     for position in range(width):
         total += by_position[position]
     sums: npt.NDArray[np.float32] = np.float32(0.0) + total
-    for i in np.flatnonzero(lengths > width).tolist():
+    for i in np.flatnonzero(~short).tolist():
         sums[i] = values[starts[i] : starts[i] + lengths[i]].sum()
     return sums
 
@@ -522,16 +540,23 @@ def _reduceat_rows(
     ``values``, bit for bit. reduceat takes a segment's first row and adds numpy's sum of the
     others, column by column: one call of its loop per segment and column (42 us for 20 texts
     of 4 words and 256 dimensions). Up to 8 rows, that sum adds the others one after another
-    from -0.0, so it is done here position by position for all segments at once (16 us; 0.4
-    ms instead of 2.2 for 1,000 texts); longer segments (rarer) go through reduceat, each."""
-    width = min(8, int(lengths.max(initial=0)))
+    from -0.0, so it is done here position by position for all such segments at once (16 us;
+    0.4 ms instead of 2.2 for 1,000 texts); longer ones go through reduceat together."""
+    short = lengths <= 8
+    if np.count_nonzero(short) < FEW_SEGMENTS:
+        summed: Matrix = np.add.reduceat(values, starts, axis=0)
+        return summed
+    width = min(8, int(lengths.max()))
     by_position = _by_position(values, starts, lengths, width)
     others = np.full((len(starts), *values.shape[1:]), -0.0, dtype=np.float32)
     for position in range(1, width):
         others += by_position[position]
     sums: Matrix = by_position[0] + others
-    for i in np.flatnonzero(lengths > width).tolist():
-        sums[i] = np.add.reduceat(values[starts[i] : starts[i] + lengths[i]], [0], axis=0)[0]
+    if not short.all():  # each segment is reduced on its own: the long ones, side by side
+        long = lengths[~short]
+        sums[~short] = np.add.reduceat(
+            values[np.repeat(~short, lengths)], np.cumsum(long) - long, axis=0
+        )
     return sums
 
 

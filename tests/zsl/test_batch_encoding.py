@@ -135,15 +135,16 @@ def test_plain_ascii_text_splits_into_the_words_the_pattern_finds() -> None:
             assert tokenize(text) == _WORD.findall(text), repr(text)
 
 
-def _segments(rng: np.random.Generator, top: int) -> tuple[np.ndarray, np.ndarray]:
-    lengths = rng.integers(1, top, size=30)
-    return np.cumsum(lengths) - lengths, lengths
-
-
 def test_sums_of_segments_are_numpys_own_bit_for_bit() -> None:
     rng = np.random.default_rng(4)
-    for top in (3, 9, 40, 300):
-        starts, lengths = _segments(rng, top)
+    cases = [
+        rng.integers(1, 4, size=3),  # a few: numpy's own calls
+        rng.integers(1, 9, size=30),  # short ones only: position by position
+        np.concatenate([rng.integers(1, 9, size=20), rng.integers(9, 40, size=10)]),  # mixed
+        rng.permutation(np.concatenate([rng.integers(1, 8, size=12), [8, 9, 130, 300]])),
+    ]
+    for lengths in cases:
+        starts = np.cumsum(lengths) - lengths
         rows = rng.standard_normal((int(lengths.sum()), 5)).astype(np.float32)
         rows *= rng.choice([1e-3, 1.0, 1e3], (len(rows), 1)).astype(np.float32)
         rows[rng.random(rows.shape) < 0.2] = 0.0
