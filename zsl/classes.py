@@ -508,11 +508,23 @@ class ClassSet:
     ``cosine[c] * vector_scale[c] + sum(best_match[w] * word_scale[w] for w of c) - offset[c]``:
     each channel z-scored against ordinary text, averaged, and standardised again."""
 
+    heads: Matrix | None = field(init=False, repr=False)
+    """The leading ``SHORTLIST_DIMS`` dimensions of ``words``, each word normalised on them,
+    one column per word (dims x words, contiguous): what the classifier's shortlist estimates
+    scores with, in one product per text. Kept only by a set the default scoring shortlists
+    (see ``heads_on``); None otherwise."""
+
     nbytes: int = field(init=False, repr=False)
     """Bytes this snapshot keeps alive (its arrays, which its classes' vectors are views of, and
     ``CLASS_ENTRY_BYTES`` a class): what a cache of snapshots counts against its budget."""
 
     EMPTY: ClassVar[ClassSet]
+    SHORTLIST_ABOVE: ClassVar[int] = 4_000
+    """A set with more class words than this is ranked through a shortlist by default
+    (``zsl.classifier.ScoringConfig.shortlist_above``): below it, exact scoring is as fast."""
+    SHORTLIST_DIMS: ClassVar[int] = 64
+    """The leading dimensions a shortlist estimates with by default
+    (``zsl.classifier.ScoringConfig.shortlist_dims``); a model needs twice as many."""
 
     def __post_init__(self) -> None:
         dim = self.classes[0].vector.shape[0] if self.classes else 0
@@ -571,11 +583,34 @@ class ClassSet:
         )
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "names", tuple(c.definition.name for c in classes))
+        shortlisted = len(self.words) > self.SHORTLIST_ABOVE and dim >= 2 * self.SHORTLIST_DIMS
+        # 10 MB at 10,000 classes, a quarter of the words: kept, the estimate reads it as one
+        # contiguous matrix instead of normalising strided slices of the words on every call.
+        heads = self.unit_heads(self.words, self.SHORTLIST_DIMS) if shortlisted else None
+        object.__setattr__(self, "heads", heads)
         own = sum(array.nbytes for array in arrays.values())
+        own += 0 if heads is None else heads.nbytes
         object.__setattr__(self, "nbytes", own + CLASS_ENTRY_BYTES * len(classes))
 
     def __len__(self) -> int:
         return len(self.classes)
+
+    def heads_on(self, dims: int) -> Matrix:
+        """``heads`` on ``dims`` leading dimensions: the kept copy if it has them, else made now."""
+        if self.heads is not None and len(self.heads) == dims:
+            return self.heads
+        return self.unit_heads(self.words, dims)
+
+    @staticmethod
+    def unit_heads(words: Matrix, dims: int) -> Matrix:
+        """The ``dims`` leading dimensions of each row of ``words``, normalised there, one
+        column per row (dims x rows, contiguous): class words and text words alike."""
+        lead = words[:, :dims]
+        norms = np.sqrt(np.einsum("ij,ij->i", lead, lead))
+        norms[norms == 0] = 1.0  # a zero head stays zero: it matches nothing
+        heads = np.ascontiguousarray((lead / norms[:, None]).T, dtype=np.float32)
+        heads.setflags(write=False)
+        return heads
 
     @property
     def definitions(self) -> tuple[ClassDefinition, ...]:

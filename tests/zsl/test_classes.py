@@ -8,6 +8,7 @@ import pytest
 
 import zsl.embedding
 from zsl import ClassSet, Encoder, InvalidClassError, Limits, UnknownWordsError, WordVectors
+from zsl.bench import bench_classes
 from zsl.classes import ClassVector, embed_class, embed_classes, validate_class
 from zsl.errors import (
     ClassLimitError,
@@ -311,3 +312,58 @@ class TestSnapshotBytes:
         first = snapshots[0].classes[0]
         assert np.shares_memory(first.vector, snapshots[0].matrix)
         assert np.shares_memory(first.word_vectors, snapshots[0].words)
+
+    def test_a_set_past_the_shortlist_threshold_keeps_unit_heads_and_counts_them(
+        self, default_model: WordVectors
+    ) -> None:
+        encoder = Encoder(default_model)
+        embedded = embed_classes(
+            encoder, [ClassDefinition(n, d) for n, d in bench_classes(default_model, 1_100)]
+        )
+        vectors = [c for c in embedded if isinstance(c, ClassVector)]
+        total = np.cumsum([len(c.word_weights) for c in vectors])
+        fit = int(np.searchsorted(total, ClassSet.SHORTLIST_ABOVE, side="right"))
+        at_threshold = ClassSet(tuple(vectors[:fit]))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            above = ClassSet(tuple(vectors[: fit + 1]))
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+        dims = ClassSet.SHORTLIST_DIMS
+        assert len(at_threshold.words) <= ClassSet.SHORTLIST_ABOVE < len(above.words)
+        assert at_threshold.heads is None
+        assert above.heads is not None
+        assert above.heads.shape == (dims, len(above.words))
+        assert above.heads.flags.c_contiguous
+        lead = above.words[:, :dims]
+        np.testing.assert_allclose(
+            above.heads.T, lead / np.linalg.norm(lead, axis=1)[:, None], rtol=1e-5, atol=1e-6
+        )
+        assert above.heads_on(dims) is above.heads
+        half = above.words[:, : dims // 2]
+        np.testing.assert_allclose(
+            above.heads_on(dims // 2).T,
+            half / np.linalg.norm(half, axis=1)[:, None],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        # Counted: never less than what the set holds (the heads are a sixth of it), not far more.
+        assert held <= above.nbytes <= 1.3 * held
+
+    def test_a_model_too_narrow_to_shortlist_keeps_no_heads(self, glove: WordVectors) -> None:
+        encoder = Encoder(glove)
+        embedded = embed_classes(
+            encoder, [ClassDefinition(n, d) for n, d in bench_classes(glove, 1_100)]
+        )
+        vectors = tuple(c for c in embedded if isinstance(c, ClassVector))
+
+        classes = ClassSet(vectors)
+
+        # 50 dimensions, fewer than twice the 64 an estimate uses: ranked exactly, nothing kept.
+        assert len(classes.words) > ClassSet.SHORTLIST_ABOVE
+        assert classes.words.shape[1] < 2 * ClassSet.SHORTLIST_DIMS
+        assert classes.heads is None

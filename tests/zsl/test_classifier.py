@@ -11,7 +11,7 @@ import pytest
 
 from zsl import Classification, ClassSet, Encoder, NoClassesError, ScoringConfig, WordVectors
 from zsl.bench import CHAT, bench_classes
-from zsl.classes import embed_class
+from zsl.classes import ClassVector, embed_class, embed_classes
 from zsl.classifier import calibrated_scores, rank, rank_encoded
 from zsl.embedding import Encoded
 from zsl.records import ClassDefinition
@@ -295,3 +295,36 @@ def test_tied_classes_rank_the_earlier_first_when_shortlisted(
     expected, _ = _exact_top(texts, doubled, 4)
     assert _names(results) == expected
     assert all(not n.startswith("twin") and m == f"twin of {n}" for n, m, *_ in expected)
+
+
+@pytest.fixture(scope="module")
+def past_threshold(default_model: WordVectors) -> tuple[ClassSet, list[Encoded]]:
+    encoder = Encoder(default_model)
+    definitions = [ClassDefinition(n, d) for n, d in bench_classes(default_model, 1_100)]
+    embedded = embed_classes(encoder, definitions)
+    classes = ClassSet(tuple(c for c in embedded if isinstance(c, ClassVector)))
+    class_words = [w for d in definitions for w in f"{d.name} {d.description}".split()]
+    ordinary = [w for w in list(default_model.key_to_index)[500:5000] if w.isalpha()]
+    rng = random.Random(1)
+    texts = list(CHAT)
+    for _ in range(150):  # close calls, as in `large`
+        texts.append(
+            " ".join(rng.sample(class_words, 3) + rng.sample(ordinary, rng.randint(0, 15)))
+        )
+    return classes, [encoder.encode(t) for t in texts]
+
+
+def test_a_set_past_the_default_threshold_is_shortlisted_with_its_kept_heads(
+    past_threshold: tuple[ClassSet, list[Encoded]],
+) -> None:
+    classes, texts = past_threshold
+    # The default threshold and dimensions; a shortlist of a tenth of the classes (60 was the
+    # least that held on these texts, before and after the heads were kept).
+    tight = ScoringConfig(shortlist_size=110)
+
+    results = rank_encoded(texts, classes, 3, None, tight)
+
+    assert len(classes.words) > tight.shortlist_above
+    assert classes.heads is not None
+    assert classes.heads_on(tight.shortlist_dims) is classes.heads
+    assert _names(results) == _exact_top(texts, classes, 3)[0]
