@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     point_discord_at(settings)
-    zsl.use_one_blas_thread()
+    zsl.configure_process()
     try:
         vectors = zsl.load_vectors(settings.model, cache_dir=settings.cache_dir)
         return asyncio.run(run_bot(settings, token, vectors, sync=args.sync))

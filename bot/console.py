@@ -314,7 +314,7 @@ def repl(runner: asyncio.Runner, console: Console, stdin: TextIO, stdout: TextIO
 def main(settings: Settings) -> int:
     """``python -m bot --console``: load the model, open the store, read commands."""
     print(messages.CONSOLE_LOADING, file=sys.stderr, flush=True)
-    zsl.use_one_blas_thread()
+    zsl.configure_process()
     try:
         vectors = zsl.load_vectors(settings.model, cache_dir=settings.cache_dir)
         with asyncio.Runner() as runner:

@@ -51,7 +51,7 @@ from zsl.service import (
     DEFAULT_GUILD_CACHE_BYTES,
     CacheInfo,
     ZeroShotService,
-    use_one_blas_thread,
+    configure_process,
 )
 from zsl.text import tokenize
 from zsl.vectors import DEFAULT_MODEL, GLOVE_MODEL, WordVectors, load_vectors
@@ -98,10 +98,10 @@ __all__ = [
     "ZeroShotService",
     "ZslError",
     "check_emoji",
+    "configure_process",
     "dump_class_set",
     "load_vectors",
     "parse_class_set",
     "shown_input",
     "tokenize",
-    "use_one_blas_thread",
 ]

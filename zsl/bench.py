@@ -450,7 +450,7 @@ async def main():
 asyncio.run(main())
 print(time.time() - started, "gensim" in sys.modules)
 """
-_ONE_THREAD = "zsl.use_one_blas_thread()"  # what the entry points (zsl, python -m bot) do
+_ONE_THREAD = "zsl.configure_process()"  # what the entry points (zsl, python -m bot) do
 _CONVERTED = "zsl.load_vectors(cache_dir=sys.argv[3])"
 
 

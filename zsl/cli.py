@@ -25,7 +25,7 @@ from zsl.errors import (
 )
 from zsl.evaluation import evaluate, read_dataset, read_text, scratch_service
 from zsl.records import ClassSetFile, parse_class_set
-from zsl.service import MAX_TOP_K, ZeroShotService, use_one_blas_thread
+from zsl.service import MAX_TOP_K, ZeroShotService, configure_process
 from zsl.store import open_store
 from zsl.vectors import (
     DEFAULT_MODEL,
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    use_one_blas_thread()
+    configure_process()
     # The transformer of `zsl distill` (and of `zsl bench`'s baseline) ships inside a package:
     # never ask the Hugging Face hub for anything. Read when transformers is imported.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
