@@ -36,6 +36,8 @@ Vector = npt.NDArray[np.float32]
 
 _SHOWN_UNKNOWN = 50
 """At most this many unknown words of a text are reported."""
+_ROW_BLOCK = 1024
+"""Rows transformed at a time (1 MB of temporaries at 256 dimensions)."""
 _FOUND_SIZE = 1 << 15
 """At most this many tokens' rows are remembered by an encoder (a few MB)."""
 
@@ -450,10 +452,20 @@ class Encoder:
         return result
 
     def _without_common(self, matrix: Matrix) -> Matrix:
-        """A new array: ``matrix`` minus its projection on each common component in turn."""
-        result = np.array(matrix, dtype=np.float32) if not len(self._common) else matrix
-        for component in self._common:
-            result = result - np.einsum("ij,j->i", matrix, component)[:, None] * component
+        """A new array: ``matrix`` minus its projection on each common component in turn.
+
+        Worked out a block of rows at a time: a block's temporaries stay in the cache and
+        their memory is reused, where whole-table temporaries (21 MB each for the background's
+        documents) cost a fresh process more in page faults than in arithmetic (the encoder's
+        first start 0.23 s against 0.11 s for a second one). Each row's numbers are its own,
+        so the blocks change no bit.
+        """
+        result = np.array(matrix, dtype=np.float32)
+        for first in range(0, len(result), _ROW_BLOCK):
+            rows = matrix[first : first + _ROW_BLOCK]
+            block = result[first : first + _ROW_BLOCK]
+            for component in self._common:
+                block -= np.einsum("ij,j->i", rows, component)[:, None] * component
         return result
 
     def _fit_background(self, probability: npt.NDArray[np.float64]) -> Background:

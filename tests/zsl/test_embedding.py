@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zsl import Encoder, UnknownWordsError, WordVectors
-from zsl.embedding import MATCH_COLUMNS, MATCH_GROUP, _weighted_sums, similarities
+from zsl.embedding import _ROW_BLOCK, MATCH_COLUMNS, MATCH_GROUP, _weighted_sums, similarities
 
 
 def test_frequent_words_weigh_less_than_rare_ones(tiny: WordVectors) -> None:
@@ -171,3 +171,22 @@ def test_a_text_encodes_the_same_bit_for_bit_alone_or_in_a_batch(
         assert isinstance(batched, type(alone))
         assert alone.vector.tobytes() == batched.vector.tobytes()
         assert alone.word_vectors.tobytes() == batched.word_vectors.tobytes()
+
+
+@pytest.mark.parametrize("model", ["glove", "default_model"])
+def test_rows_lose_their_common_components_the_same_bit_for_bit_in_any_block(
+    request: pytest.FixtureRequest, model: str
+) -> None:
+    # Tables are transformed a block of rows at a time (their temporaries stay small): a row's
+    # numbers must not depend on the block it falls in, or on the rows beside it.
+    vectors = request.getfixturevalue(model)
+    encoder = Encoder(vectors)
+    rows = vectors.rows(np.arange(2 * _ROW_BLOCK + 5))
+
+    whole = encoder._without_common(rows)
+
+    assert whole.shape == rows.shape
+    for i in (0, _ROW_BLOCK - 1, _ROW_BLOCK, 2 * _ROW_BLOCK + 4):
+        assert whole[i].tobytes() == encoder._without_common(rows[i : i + 1])[0].tobytes()
+    # The components are gone: each row is orthogonal to each of them (up to rounding).
+    assert np.abs(whole @ encoder._common.T).max() < 1e-4 * np.abs(rows).max()
