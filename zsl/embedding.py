@@ -16,11 +16,15 @@ The same pseudo-documents later calibrate class scores (see ``zsl.classes``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import logging
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from pathlib import Path
+from typing import NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -184,11 +188,37 @@ class Encoder:
         self._found: dict[str, int] = {}
         """Tokens met before that are words of the model as they are, with their rows: most
         tokens are, and one dictionary read each (for a whole text at once) is all they cost."""
-        self.background = self._fit_background(probability)
+        folder = (
+            None
+            if vectors.tables_dir is None
+            else vectors.tables_dir / f"encoder-v{_TABLES_VERSION}-{_digest(self.config)}"
+        )
+        kept = None if folder is None else _read_tables(folder, vectors.dim)
+        if kept is None:
+            self.background = self._fit_background(probability)
+            if folder is not None:
+                _write_tables(folder, self._tables())
+        else:
+            self._common, self._offset = kept.common, kept.offset
+            self.background = Background(
+                kept.documents, kept.word_vectors, kept.tokens, kept.starts
+            )
 
     @property
     def dim(self) -> int:
         return self.vectors.dim
+
+    def _tables(self) -> _Tables:
+        """What the background fit computes."""
+        background = self.background
+        return _Tables(
+            self._common,
+            self._offset,
+            background.vectors,
+            background.word_vectors,
+            background.tokens,
+            background.starts,
+        )
 
     def encode(self, text: str, *, what: str = "text") -> Encoded:
         """Encode ``text``.
@@ -493,6 +523,71 @@ class Encoder:
             tokens=tokens.astype(np.intp),
             starts=starts,
         )
+
+
+_TABLES_VERSION = 1
+"""Bump when the encoder's tables change meaning, so kept ones are computed again."""
+
+
+def _digest(config: EncoderConfig) -> str:
+    """Names kept tables after every setting, so another configuration gets its own."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
+class _Tables(NamedTuple):
+    """What an encoder computes from its model and settings alone, kept between processes."""
+
+    common: Matrix
+    offset: Vector
+    documents: Matrix
+    word_vectors: Matrix
+    tokens: npt.NDArray[np.intp]
+    starts: npt.NDArray[np.intp]
+
+
+def _read_tables(folder: Path, dim: int) -> _Tables | None:
+    """The tables kept in ``folder``, memory-mapped (shared with every process that maps
+    them), or None when they are not all there and consistent: then they are computed again."""
+    try:
+        tables = _Tables(
+            *(
+                np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+                for name in _Tables._fields
+            )
+        )
+    except (OSError, ValueError, EOFError):
+        return None
+    common, offset, documents, words, tokens, starts = tables
+    consistent = (
+        all(t.dtype == np.float32 for t in (common, offset, documents, words))
+        and tokens.dtype == starts.dtype == np.intp
+        and common.ndim == documents.ndim == words.ndim == 2
+        and common.shape[1] == offset.shape[0] == documents.shape[1] == words.shape[1] == dim
+        and offset.ndim == tokens.ndim == starts.ndim == 1
+        and len(starts) == len(documents)
+        and (len(tokens) == 0 or 0 <= int(tokens.min()) <= int(tokens.max()) < len(words))
+        and (len(starts) == 0 or (starts[0] == 0 and bool(np.all(np.diff(starts) > 0))))
+        and (len(starts) == 0 or int(starts[-1]) < len(tokens))
+    )
+    if not consistent:
+        log.warning("the encoder's tables in %s are not consistent; computing them again", folder)
+        return None
+    return tables
+
+
+def _write_tables(folder: Path, tables: _Tables) -> None:
+    """Keep the tables for the next process. Each file is written aside, then renamed into
+    place: a reader sees a whole file or none, and two processes writing at once write the same
+    bits. A folder that cannot be written only costs the next process the computation."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in tables._asdict().items():
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as fh:
+                np.save(fh, table, allow_pickle=False)
+            os.chmod(fh.name, 0o644)  # other users' processes may map them too (a shared cache)
+            os.replace(fh.name, folder / f"{name}.npy")
+    except OSError as exc:
+        log.info("the encoder's tables cannot be kept in %s (%s)", folder, exc.strerror)
 
 
 def _weighted_sums(

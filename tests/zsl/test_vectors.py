@@ -12,6 +12,7 @@ import pytest
 from gensim.models import FastText, KeyedVectors
 from gensim.models.fasttext import save_facebook_model
 
+import zsl.vectors
 from zsl import DEFAULT_MODEL, GLOVE_MODEL, Encoder, ModelError, WordVectors, load_vectors
 from zsl.vectors import convert, train_word2vec
 
@@ -100,6 +101,28 @@ class TestGlove:
         with pytest.raises(ModelError, match=f"cache folder {chosen} is not writable"):
             load_vectors(GLOVE_MODEL, cache_dir=chosen)
         assert not (tmp_path / "ignored").exists()
+
+
+class TestKeptTables:
+    def test_tables_are_kept_in_the_cache_named_after_the_model_file(self, tmp_path: Path) -> None:
+        # A rewritten model file (another size or time) must not be given the old one's tables.
+        kv, model_file, cache = _keyed_vectors(), tmp_path / "m.kv", tmp_path / "cache"
+        kv.save(str(model_file))
+        first = load_vectors(model_file, cache_dir=cache)
+        kv.add_vectors(["extra"], np.ones((1, 3), dtype=np.float32))
+        kv.save(str(model_file))
+        os.utime(model_file, ns=(0, 1))
+        zsl.vectors._load_cached.cache_clear()  # the loader keeps the models it loaded
+
+        second = load_vectors(model_file, cache_dir=cache)
+
+        assert first.tables_dir is not None
+        assert second.tables_dir is not None
+        assert first.tables_dir.parent == second.tables_dir.parent == cache / "tables"
+        assert first.tables_dir != second.tables_dir
+        assert second.tables_dir.name.endswith(f"-{model_file.stat().st_size}-1")
+        Encoder(second)
+        assert [p.name for p in (cache / "tables").iterdir()] == [second.tables_dir.name]
 
 
 class TestFormats:

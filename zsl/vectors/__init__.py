@@ -13,12 +13,13 @@ subword vectors). Its parts:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
 
 from zsl.errors import ModelError
-from zsl.vectors.cache import cached_download, cached_glove, default_cache_dir
+from zsl.vectors.cache import cached_download, cached_glove, default_cache_dir, safe_stem
 from zsl.vectors.format import (
     MAPPED_SUFFIX,
     MappedVocabulary,
@@ -77,19 +78,25 @@ def load_vectors(
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(spec: str, cache_dir: str) -> WordVectors:
+    folder = Path(cache_dir)
     if spec == DEFAULT_MODEL:
         # Part of the package: memory-mapped where it lies, shared by every process.
-        return open_mapped(DEFAULT_MODEL_FILE, name=spec)
-    if spec == GLOVE_MODEL:
-        return open_mapped(cached_glove(Path(cache_dir)), name=spec)
-    path = Path(spec).expanduser()
-    if path.exists():
-        if path.is_dir():
+        source, model = DEFAULT_MODEL_FILE, open_mapped(DEFAULT_MODEL_FILE, name=spec)
+    elif spec == GLOVE_MODEL:
+        source = cached_glove(folder)
+        model = open_mapped(source, name=spec)
+    elif (source := Path(spec).expanduser()).exists():
+        if source.is_dir():
             raise ModelError(f"The model path {spec} is a folder; point ZSL_MODEL at a file.")
-        return open_file(path)
-    if os.sep in spec or "." in Path(spec).name:
+        model = open_file(source)
+    elif os.sep in spec or "." in Path(spec).name:
         raise ModelError(
             f"The model file {spec} does not exist. Check ZSL_MODEL, or leave it unset to use "
             f"the built-in {DEFAULT_MODEL}."
         )
-    return open_mapped(cached_download(spec, Path(cache_dir)), name=spec)
+    else:
+        source = cached_download(spec, folder)
+        model = open_mapped(source, name=spec)
+    stat = source.stat()
+    tables = folder / "tables" / f"{safe_stem(source.name)}-{stat.st_size}-{stat.st_mtime_ns}"
+    return dataclasses.replace(model, tables_dir=tables)

@@ -39,6 +39,11 @@ def default_cache_dir(xdg_cache_home: str | os.PathLike[str] | None = None) -> P
     return base / "zsl"
 
 
+def safe_stem(name: str) -> str:
+    """``name`` as a file name of its own: no folders, nothing a shell would read."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """An inter-process lock, so two processes starting at once convert only once."""
@@ -99,5 +104,4 @@ def cached_download(name: str, cache_dir: Path) -> Path:
                 "to a local .kv, word2vec .bin/.txt, GloVe .txt or fastText .bin file."
             ) from exc
 
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    return _ensure_converted(cache_dir, stem, download)
+    return _ensure_converted(cache_dir, safe_stem(name), download)

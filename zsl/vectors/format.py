@@ -54,6 +54,10 @@ class WordVectors:
         default=None, repr=False
     )
     scales: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    tables_dir: Path | None = field(default=None, repr=False)
+    """Where tables computed from this model (the encoder's) are kept for the next process to
+    map instead of computing them again; None: each process computes its own. Named after the
+    model file's size and modification time, so a changed file gets new tables."""
 
     @property
     def dim(self) -> int:
