@@ -159,6 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds one size may take before it is reported as not measured",
     )
     parser.add_argument(
+        "--scale-processes",
+        type=count,
+        default=1,
+        help="shard processes serving the working set at once (one per core uses them all)",
+    )
+    parser.add_argument(
         "--scale-same-classes",
         action="store_true",
         help="every guild holds the same 20 classes (a first use then reuses their kept"
@@ -891,12 +897,14 @@ async def scale_run(
     concurrent: int,
     budget_mb: int | None,
     store_timeout: float,
+    processes: int,
 ) -> dict[str, Any]:
     """One registry size, measured in a process of its own (so that its memory figures start
-    from the model alone): opening, cold first uses, then calls over a working set."""
+    from the model alone): opening and cold first uses; then calls over a working set, served by
+    ``processes`` shard processes at once (see :func:`scale_working`)."""
     vectors = load_vectors(model, cache_dir=Path(cache_dir) if cache_dir else None)
     rng = np.random.default_rng(guilds)
-    working = rng.choice(guilds, size=min(active, guilds), replace=False) + 1
+    working = _working_set(guilds, active)
     result: dict[str, Any] = {}
     model_kb = _rss_kb()
     limits, cache_bytes = Limits.unlimited(), DEFAULT_GUILD_CACHE_BYTES
@@ -925,8 +933,105 @@ async def scale_run(
     working_bytes = per_guild * len(working)
     cache_bytes = budget_mb * 2**20 if budget_mb else int(working_bytes / 2)
     result["budget_mb"], result["working_mb"] = cache_bytes / 2**20, working_bytes / 2**20
+    share: list[Any] = [model, cache_dir, url, guilds, active, calls // processes, concurrent]
+    share += [cache_bytes // processes, store_timeout]
+    ready = asyncio.Barrier(processes)
+    shards = await asyncio.gather(
+        *(_working_child([*share, shard, processes], ready) for shard in range(processes))
+    )
+    result["texts_s"] = sum(s["calls"] for s in shards) / (
+        max(s["ended"] for s in shards) - min(s["started"] for s in shards)
+    )
+    result["lag_p99"] = max(s["lag_p99"] for s in shards)
+    summed = (
+        "active",
+        "fixed_mb",
+        "used_once_mb",
+        "end_mb",
+        "cache_mb",
+        "cached",
+        "calibrations_mb",
+    )
+    for key in summed:
+        result[key] = sum(s[key] for s in shards)
+    return result
+
+
+def _working_set(guilds: int, active: int) -> npt.NDArray[np.int64]:
+    """The ids of the ``active`` guilds (of 1 .. ``guilds``) the calls go to."""
+    rng = np.random.default_rng(guilds)
+    return rng.choice(guilds, size=min(active, guilds), replace=False) + 1
+
+
+_WORKING_CHILD = f"""
+import asyncio, json, sys
+import zsl
+{_ONE_THREAD}
+from zsl.bench import scale_working
+print(json.dumps(asyncio.run(scale_working(*json.loads(sys.argv[1])))), flush=True)
+"""
+
+
+async def _working_child(params: list[Any], ready: asyncio.Barrier) -> dict[str, Any]:
+    """:func:`scale_working` in a new process: started, told to go once every process of
+    ``ready`` says it is ready (so that their timed calls overlap), and its figures read."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WORKING_CHILD,
+        json.dumps(params),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        said = await child.stdout.readline()
+        if said.strip() != b"ready":
+            await ready.abort()  # the others stop waiting for this one
+            raise RuntimeError(f"a working-set process stopped before it was ready ({said!r})")
+        await ready.wait()
+        child.stdin.write(b"go\n")
+        out = await child.stdout.read()
+        if await child.wait() != 0:
+            raise RuntimeError(f"a working-set process failed (exit {child.returncode})")
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+async def scale_working(
+    model: str,
+    cache_dir: str | None,
+    url: str,
+    guilds: int,
+    active: int,
+    calls: int,
+    concurrent: int,
+    cache_bytes: int,
+    store_timeout: float,
+    shard: int,
+    processes: int,
+) -> dict[str, Any]:
+    """One shard process's share of the working set: the active guilds it owns (every
+    ``processes``-th: the bench's ids are consecutive), each used once, then ``calls`` on them
+    at random, timed once the parent says go (all shard processes at once)."""
+    vectors = load_vectors(model, cache_dir=Path(cache_dir) if cache_dir else None)
+    working = _working_set(guilds, active)
+    working = working[working % processes == shard]
+    rng = np.random.default_rng([guilds, shard])
+    result: dict[str, Any] = {"active": len(working), "calls": calls}
+    model_kb = _rss_kb()
     async with await ZeroShotService.open(
-        vectors, url, limits=limits, cache_bytes=cache_bytes, store_timeout=store_timeout
+        vectors,
+        url,
+        limits=Limits.unlimited(),
+        cache_bytes=cache_bytes,
+        store_timeout=store_timeout,
+        owns=lambda guild: guild % processes == shard,
     ) as service:
         # Every active guild once (its first use), then calls on guilds picked at random.
         order = rng.permutation(working).tolist()
@@ -941,18 +1046,18 @@ async def scale_run(
                 await service.classify(int(picks[i]), CHAT[i % len(CHAT)])
 
         # What the process holds before the working set: the encoder's tables, the model's
-        # pages read so far, thread buffers, what the cold guilds left with the allocator.
+        # pages read so far, thread buffers, what a first use left with the allocator.
         await service.classify(int(order[0]), CHAT[0])
         result["fixed_mb"] = (_rss_kb() - model_kb) / 1024
         await asyncio.gather(*(member(len(order)) for _ in range(concurrent)))
         result["used_once_mb"] = (_rss_kb() - model_kb) / 1024
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         async with _loop_lag() as lags:
-            started = time.perf_counter()
+            result["started"] = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
             await asyncio.gather(*(member(len(picks)) for _ in range(concurrent)))
-            elapsed = time.perf_counter() - started
-        result["texts_s"] = calls / elapsed
+            result["ended"] = time.perf_counter()
         result["lag_p99"] = percentile(lags, 0.99) if lags else 0.0
-        result["active"] = len(working)
         result["end_mb"] = (_rss_kb() - model_kb) / 1024
         info = service.cache_info()
         result["cache_mb"], result["cached"] = info.bytes / 2**20, info.guilds
@@ -973,6 +1078,7 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
         args.concurrent,
         args.scale_budget_mb,
         args.scale_store_timeout,
+        args.scale_processes,
     ]
     child = subprocess.Popen(
         [sys.executable, "-c", _SCALE_CHILD, json.dumps(params)],
@@ -1077,13 +1183,15 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         f"scale: registries of N guilds x {_SCALE_CLASSES} classes, each size in a new process."
         " open = ZeroShotService.open (MB: resident memory it adds beside the model); cold ="
         f" first classify of {args.scale_cold} unused guilds (incl. reading them; {sharing});"
-        " then"
-        f" {args.concurrent} calls in flight: each active guild once (used once MB), then"
-        f" {args.scale_calls:,} on active guilds at random with the cache budget (default: half"
-        " the working set; working MB = a built guild's bytes x active), texts/s and event-loop"
-        " lag; fixed MB: before the working set, after one first use (the encoder's tables, model"
-        " pages read, buffers); end MB and the cache's own figures after: built guilds (cache MB)"
-        " and the calibrations kept to rebuild evicted ones (calib MB; all MB beside the model)",
+        f" then the working set, in {args.scale_processes} new shard process(es) at once, each"
+        " serving every n-th active guild with its share of the cache budget (default: half"
+        " the working set; working MB = a built guild's bytes x active): each active guild once"
+        f" (used once MB), then {args.scale_calls:,} calls in all on active guilds at random,"
+        f" {args.concurrent} in flight in each process; texts/s over all processes, the worst"
+        " process's event-loop lag; fixed MB: before the working set, after one first use (the"
+        " encoder's tables, model pages read, buffers); end MB and the cache's own figures after:"
+        " built guilds (cache MB) and the calibrations kept to rebuild evicted ones (calib MB;"
+        " all MB beside the model, summed over the shard processes)",
     )
 
 

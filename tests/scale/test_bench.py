@@ -15,7 +15,7 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
         *("--starts", "1", "--no-baselines", "--processes", "2"),
         *("--registry", "30", "3", "--writes", "3", "--postgres", pg_url),
         *("--scale-guilds", "40", "60", "--scale-sqlite-max", "40", "--scale-cold", "5"),
-        *("--scale-active", "20", "--scale-calls", "30"),
+        *("--scale-active", "20", "--scale-calls", "30", "--scale-processes", "2"),
     ]
 
     result = subprocess.run(
