@@ -933,7 +933,10 @@ async def scale_run(
     working_bytes = per_guild * len(working)
     cache_bytes = budget_mb * 2**20 if budget_mb else int(working_bytes / 2)
     result["budget_mb"], result["working_mb"] = cache_bytes / 2**20, working_bytes / 2**20
-    share: list[Any] = [model, cache_dir, url, guilds, active, calls // processes, concurrent]
+    # The same offered load whatever the number of processes: each serves its share of the
+    # calls in flight, as shard processes share a bot's members.
+    share: list[Any] = [model, cache_dir, url, guilds, active, calls // processes]
+    share += [max(1, concurrent // processes)]
     share += [cache_bytes // processes, store_timeout]
     ready = asyncio.Barrier(processes)
     shards = await asyncio.gather(
@@ -1187,7 +1190,7 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         " serving every n-th active guild with its share of the cache budget (default: half"
         " the working set; working MB = a built guild's bytes x active): each active guild once"
         f" (used once MB), then {args.scale_calls:,} calls in all on active guilds at random,"
-        f" {args.concurrent} in flight in each process; texts/s over all processes, the worst"
+        f" {args.concurrent} in flight in all; texts/s over all processes, the worst"
         " process's event-loop lag; fixed MB: before the working set, after one first use (the"
         " encoder's tables, model pages read, buffers); end MB and the cache's own figures after:"
         " built guilds (cache MB) and the calibrations kept to rebuild evicted ones (calib MB;"
