@@ -151,7 +151,8 @@ def migrations(types: ColumnTypes) -> tuple[str, ...]:
 
 
 class Db(Protocol):
-    """One connection inside one transaction, as the rules use it."""
+    """One connection inside one transaction (outside any, for reads that ask for none: see
+    :meth:`SQLStore.transact`), as the rules use it."""
 
     types: ColumnTypes
 
@@ -161,6 +162,10 @@ class Db(Protocol):
 
     async def execute(self, sql: str, *args: object) -> int:
         """Run a statement whose parameters are ``?``; the number of rows it changed."""
+        ...
+
+    def one_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[object, ...]]:
+        """A condition that ``column`` holds one of ``values``, and its parameters."""
         ...
 
     async def lock_guild(self, guild_id: int) -> None:
@@ -250,14 +255,17 @@ class SQLStore(ABC):
     """:class:`zsl.store.Store`'s calls over SQL; a backend supplies :meth:`transact`."""
 
     @abstractmethod
-    async def transact(self, verb: str, work: Rule[T]) -> T:
+    async def transact(self, verb: str, work: Rule[T], *, atomic: bool = True) -> T:
         """Run ``work`` in one transaction and commit it, or roll it back if it raises.
 
         ``verb`` says what the call does to the registry in a refusal ("read", "written").
+        ``atomic=False``: ``work`` only reads, and each of its statements is consistent by
+        itself (a single statement is its own snapshot), so no transaction is opened around
+        them: on PostgreSQL that saves the round trips of BEGIN and COMMIT.
         """
 
     async def load_all(self) -> dict[int, GuildRecord]:
-        return await self.transact("read", lambda db: _load(db, None))
+        return await self.transact("read", lambda db: _load(db, None), atomic=False)
 
     async def load_guild(self, guild_id: int) -> GuildRecord:
         return (await self.load_guilds([guild_id]))[guild_id]
@@ -271,7 +279,9 @@ class SQLStore(ABC):
                 found.update(await _load(db, wanted[start : start + _GUILDS_PER_QUERY]))
             return {guild: found.get(guild, GuildRecord()) for guild in wanted}
 
-        return await self.transact("read", load) if wanted else {}
+        # Each guild is read whole by one statement of _load: its record is consistent even
+        # when a long list takes several statements.
+        return await self.transact("read", load, atomic=False) if wanted else {}
 
     async def versions(self, guild_ids: Collection[int]) -> dict[int, int]:
         wanted = sorted(set(guild_ids))
@@ -279,16 +289,14 @@ class SQLStore(ABC):
         async def read(db: Db) -> dict[int, int]:
             found: dict[int, int] = {}
             for start in range(0, len(wanted), _GUILDS_PER_QUERY):
-                chunk = wanted[start : start + _GUILDS_PER_QUERY]
+                where, args = db.one_of("guild_id", wanted[start : start + _GUILDS_PER_QUERY])
                 rows = await db.fetch(
-                    f"SELECT guild_id, version FROM guild_versions WHERE guild_id IN"
-                    f" ({', '.join('?' * len(chunk))})",
-                    *chunk,
+                    f"SELECT guild_id, version FROM guild_versions WHERE {where}", *args
                 )
                 found.update((guild, version) for guild, version in _as_stored(rows, int, int))
             return {guild: found.get(guild, 0) for guild in wanted}
 
-        return await self.transact("read", read) if wanted else {}
+        return await self.transact("read", read, atomic=False) if wanted else {}
 
     async def guild_ids(self) -> list[int]:
         async def read(db: Db) -> list[int]:
@@ -656,58 +664,82 @@ async def _exists(db: Db, guild_id: int, key: str) -> bool:
     return bool(rows)
 
 
-_GUILDS_PER_QUERY = 500
-"""Guilds named in one ``IN (...)`` list, well below every backend's parameter limit."""
+_GUILDS_PER_QUERY = 200
+"""Guilds read by one statement. Each of the four tables of :func:`_load` names them: a SQLite
+``IN (...)`` list takes 800 parameters, within the 999 of SQLite before 3.32."""
+
+# What a row of _LOAD_SQL holds, by its first column; the order in which they are sorted.
+_EXAMPLE, _CLASS, _SETTINGS, _VERSION = range(4)
+_LOAD_SQL = f"""
+    SELECT {_EXAMPLE} AS kind, guild_id, name_key, text, NULL AS description, NULL AS emoji,
+           position, CAST(NULL AS {{real}}) AS threshold, CAST(NULL AS {{big_integer}}) AS version
+      FROM examples {{where}}
+    UNION ALL
+    SELECT {_CLASS}, guild_id, name_key, name, description, emoji, position, NULL, NULL
+      FROM classes {{where}}
+    UNION ALL
+    SELECT {_SETTINGS}, guild_id, NULL, NULL, NULL, NULL, NULL, threshold, NULL
+      FROM guild_settings {{where}}
+    UNION ALL
+    SELECT {_VERSION}, guild_id, NULL, NULL, NULL, NULL, NULL, NULL, version
+      FROM guild_versions {{where}}
+    ORDER BY kind, guild_id, position
+"""
+"""The rows of four tables in one statement: one round trip, and one snapshot of them all.
+
+Each row is tagged with the table it comes from; the columns a table lacks are NULL (the first
+branch names their types: PostgreSQL cannot infer a type from NULLs alone). Examples come
+first, each class's in order, so that their classes can take them; classes in each guild's
+order."""
 
 
 async def _load(db: Db, guild_ids: Sequence[int] | None) -> dict[int, GuildRecord]:
-    """The records of ``guild_ids`` (all guilds if None) that have classes or settings: one
-    query per table, whatever the number of guilds."""
-    where: str
-    args: tuple[int, ...]
-    where, args = "", ()
+    """The records of ``guild_ids`` (all guilds if None) that have classes or settings, read
+    by one statement."""
+    where: str = ""
+    args: tuple[object, ...] = ()
     if guild_ids is not None:
-        where = f"WHERE guild_id IN ({', '.join('?' * len(guild_ids))})"
-        args = tuple(guild_ids)
+        condition, args = db.one_of("guild_id", guild_ids)
+        where = f"WHERE {condition}"
+    sql = _LOAD_SQL.format(where=where, real=db.types.real, big_integer=db.types.big_integer)
+    rows = await db.fetch(sql, *args * 4)
     examples: dict[tuple[int, str], list[str]] = {}
-    for guild, key, text in _as_stored(
-        await db.fetch(
-            f"SELECT guild_id, name_key, text FROM examples {where} ORDER BY position", *args
-        ),
-        *(int, str, str),
-    ):
-        examples.setdefault((guild, key), []).append(text)
     classes: dict[int, list[ClassDefinition]] = {}
-    for guild, key, name, description, emoji in _as_stored(
-        await db.fetch(
-            f"SELECT guild_id, name_key, name, description, emoji FROM classes {where}"
-            " ORDER BY guild_id, position",
-            *args,
-        ),
-        *(int, str, str, str, (str, type(None))),
-    ):
-        found = tuple(examples.get((guild, key), ()))
-        classes.setdefault(guild, []).append(ClassDefinition(name, description, found, emoji))
-    thresholds = {
-        guild: threshold
-        for guild, threshold in _as_stored(
-            await db.fetch(f"SELECT guild_id, threshold FROM guild_settings {where}", *args),
-            *(int, (*_NUMBER, type(None))),
-        )
-    }
-    versions: dict[int, int] = {
-        guild: version
-        for guild, version in _as_stored(
-            await db.fetch(f"SELECT guild_id, version FROM guild_versions {where}", *args),
-            *(int, int),
-        )
-    }
+    thresholds: dict[int, float | None] = {}
+    versions: dict[int, int] = {}
+    # The checks of _as_stored, inline: each kind of row holds other columns.
+    for kind, guild, key, text, description, emoji, _position, threshold, version in rows:
+        if not isinstance(guild, int):
+            raise OffSchemaError("a value off the schema")
+        if kind == _EXAMPLE:
+            if not (isinstance(key, str) and isinstance(text, str)):
+                raise OffSchemaError("a value off the schema")
+            examples.setdefault((guild, key), []).append(text)
+        elif kind == _CLASS:
+            if not (
+                isinstance(key, str)
+                and isinstance(text, str)
+                and isinstance(description, str)
+                and isinstance(emoji, (str, type(None)))
+            ):
+                raise OffSchemaError("a value off the schema")
+            found = tuple(examples.get((guild, key), ()))
+            classes.setdefault(guild, []).append(ClassDefinition(text, description, found, emoji))
+        elif kind == _SETTINGS:
+            if not isinstance(threshold, (*_NUMBER, type(None))):
+                raise OffSchemaError("a value off the schema")
+            thresholds[guild] = threshold
+        else:
+            if not isinstance(version, int):
+                raise OffSchemaError("a value off the schema")
+            versions[guild] = version
+    asked = set(guild_ids or ())
     return {
         guild: GuildRecord(
             tuple(classes.get(guild, ())), thresholds.get(guild), versions.get(guild, 0)
         )
         # A guild asked for by id keeps its counter even with nothing left in it.
-        for guild in sorted(classes.keys() | thresholds.keys() | (versions.keys() & set(args)))
+        for guild in sorted(classes.keys() | thresholds.keys() | (versions.keys() & asked))
     }
 
 

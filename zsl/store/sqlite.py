@@ -109,7 +109,7 @@ class SQLiteStore(SQLStore):
             raise
         return cls(connection, executor, call_timeout)
 
-    async def transact(self, verb: str, work: Rule[T]) -> T:
+    async def transact(self, verb: str, work: Rule[T], *, atomic: bool = True) -> T:
         if self._closed:
             raise StoreError("The class registry is closed. Restart the bot.")
         loop = asyncio.get_running_loop()
@@ -117,7 +117,9 @@ class SQLiteStore(SQLStore):
         try:
             async with asyncio.timeout(self._timeout):
                 return await loop.run_in_executor(
-                    self._executor, _in_transaction, self._db, work, verb == "written", abandoned
+                    self._executor,
+                    _in_transaction,
+                    *(self._db, work, verb == "written", abandoned, atomic),
                 )
         except TimeoutError as exc:
             # The worker thread is stuck in SQLite (a stalled disk, a lock held elsewhere):
@@ -269,8 +271,14 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
 
 
 def _in_transaction(
-    db: sqlite3.Connection, work: Rule[T], write: bool, abandoned: threading.Event
+    db: sqlite3.Connection,
+    work: Rule[T],
+    write: bool,
+    abandoned: threading.Event,
+    atomic: bool = True,
 ) -> T:
+    if not atomic:  # reads whose statements are each their own transaction (autocommit)
+        return finish(work(_SQLiteDb(db)))
     # A reader must not ask for the write lock: reads keep working on a read-only file.
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
@@ -306,6 +314,11 @@ class _SQLiteDb:
 
     async def execute(self, sql: str, *args: object) -> int:
         return self._db.execute(sql, args).rowcount
+
+    def one_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[object, ...]]:
+        # SQLite has no array parameters: an IN list (sqlite3 keeps each length's statement
+        # prepared in its cache).
+        return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
     async def lock_guild(self, guild_id: int) -> None:
         return None  # a write transaction began with BEGIN IMMEDIATE: it holds the only lock
