@@ -187,6 +187,32 @@ ctypes.CDLL(None).malloc_stats()
         assert largest_mapped >= 8_000_000
 
 
+@pytest.mark.parametrize("configured", [False, True])
+def test_configure_process_lets_a_cache_of_guilds_grow_without_collections(
+    configured: bool,
+) -> None:
+    # A collection stops every thread, and a full one walks every cached guild: thousands of
+    # objects kept (a cache filling up) must not set one off every 700.
+    code = f"""
+import gc
+import zsl
+if {configured}:
+    zsl.configure_process()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+gc.collect()
+collections.clear()
+kept = [[object()] for _ in range(40_000)]  # tracked containers, like a guild's classes
+print(len(collections))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (int(result.stdout) == 0) if configured else (int(result.stdout) > 10)
+
+
 def test_the_readme_library_example_runs(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n## Library\n", 1)[1]
