@@ -15,6 +15,7 @@ The same pseudo-documents later calibrate class scores (see ``zsl.classes``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -579,15 +580,21 @@ def _write_tables(folder: Path, tables: _Tables) -> None:
     """Keep the tables for the next process. Each file is written aside, then renamed into
     place: a reader sees a whole file or none, and two processes writing at once write the same
     bits. A folder that cannot be written only costs the next process the computation."""
+    aside = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name, table in tables._asdict().items():
             with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as fh:
+                aside = fh.name
                 np.save(fh, table, allow_pickle=False)
-            os.chmod(fh.name, 0o644)  # other users' processes may map them too (a shared cache)
-            os.replace(fh.name, folder / f"{name}.npy")
+            os.chmod(aside, 0o644)  # other users' processes may map them too (a shared cache)
+            os.replace(aside, folder / f"{name}.npy")
+            aside = None
     except OSError as exc:
         log.info("the encoder's tables cannot be kept in %s (%s)", folder, exc.strerror)
+        if aside is not None:  # a full disk, say: leave no part of a file behind
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
 
 
 def _weighted_sums(

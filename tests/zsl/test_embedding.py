@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +285,23 @@ class TestKeptTables:
 
         self._assert_same(Encoder(model), computed)
         assert not self._mapped(Encoder(model))
+
+    def test_a_write_that_fails_midway_leaves_no_part_of_a_file(self, tmp_path: Path) -> None:
+        # A real fault: the process may write no file past 2 MB (a full disk fails the same
+        # way), so the 4 MB table fails half written.
+        code = f"""
+import resource, signal
+import zsl
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, resource.RLIM_INFINITY))
+encoder = zsl.Encoder(zsl.load_vectors(cache_dir={str(tmp_path)!r}))
+print(encoder.encode("what a goal").words)
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "('what', 'a', 'goal')"
+        (folder,) = (tmp_path / "tables").glob("*/encoder-*")
+        assert sorted(p.name for p in folder.iterdir()) == ["common.npy", "offset.npy"]
