@@ -817,12 +817,17 @@ async def writes(vectors: WordVectors, args: argparse.Namespace) -> None:
 
 _SCALE_CLASSES = 20  # per guild
 _FILL_ROWS = 100_000  # classes per bulk insert: one transaction well within the store's timeout
-_SCALE_CHILD = f"""
+
+
+def _child_code(function: str) -> str:
+    """A process's code: ``function`` of this module run on the arguments in ``argv[1]``
+    (JSON), its figures printed (JSON) on its last line."""
+    return f"""
 import asyncio, json, sys
 import zsl
 {_ONE_THREAD}
-from zsl.bench import scale_run
-print(json.dumps(asyncio.run(scale_run(*json.loads(sys.argv[1])))), flush=True)
+from zsl.bench import {function}
+print(json.dumps(asyncio.run({function}(*json.loads(sys.argv[1])))), flush=True)
 """
 
 
@@ -935,9 +940,10 @@ async def scale_run(
     result["budget_mb"], result["working_mb"] = cache_bytes / 2**20, working_bytes / 2**20
     # The same offered load whatever the number of processes: each serves its share of the
     # calls in flight, as shard processes share a bot's members.
-    share: list[Any] = [model, cache_dir, url, guilds, active, calls // processes]
-    share += [max(1, concurrent // processes)]
-    share += [cache_bytes // processes, store_timeout]
+    share: list[Any] = [
+        *(model, cache_dir, url, guilds, active, calls // processes),
+        *(max(1, concurrent // processes), cache_bytes // processes, store_timeout),
+    ]
     ready = asyncio.Barrier(processes)
     shards = await asyncio.gather(
         *(_working_child([*share, shard, processes], ready) for shard in range(processes))
@@ -966,22 +972,13 @@ def _working_set(guilds: int, active: int) -> npt.NDArray[np.int64]:
     return rng.choice(guilds, size=min(active, guilds), replace=False) + 1
 
 
-_WORKING_CHILD = f"""
-import asyncio, json, sys
-import zsl
-{_ONE_THREAD}
-from zsl.bench import scale_working
-print(json.dumps(asyncio.run(scale_working(*json.loads(sys.argv[1])))), flush=True)
-"""
-
-
 async def _working_child(params: list[Any], ready: asyncio.Barrier) -> dict[str, Any]:
     """:func:`scale_working` in a new process: started, told to go once every process of
     ``ready`` says it is ready (so that their timed calls overlap), and its figures read."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        _WORKING_CHILD,
+        _child_code("scale_working"),
         json.dumps(params),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -1055,7 +1052,8 @@ async def scale_working(
         await asyncio.gather(*(member(len(order)) for _ in range(concurrent)))
         result["used_once_mb"] = (_rss_kb() - model_kb) / 1024
         print("ready", flush=True)
-        await asyncio.to_thread(sys.stdin.readline)
+        if (await asyncio.to_thread(sys.stdin.readline)).strip() != "go":
+            raise SystemExit("no go: the bench that started this process is gone")
         async with _loop_lag() as lags:
             result["started"] = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
             await asyncio.gather(*(member(len(picks)) for _ in range(concurrent)))
@@ -1084,7 +1082,7 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
         args.scale_processes,
     ]
     child = subprocess.Popen(
-        [sys.executable, "-c", _SCALE_CHILD, json.dumps(params)],
+        [sys.executable, "-c", _child_code("scale_run"), json.dumps(params)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

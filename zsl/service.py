@@ -225,7 +225,7 @@ def configure_process() -> None:
       700, rebuilding evicted guilds under load ran a collection every few guilds and a full
       one, which walks every cached guild and stops every thread, every few seconds (0.13-0.2 s
       each with 5,000 guilds): 10% of the run, and the event loop's lag p99 went from 5-6 to
-      10-11 ms (two shard processes, 10,000 active guilds, /work/exp/thr3.py). Nothing here
+      10-11 ms (`zsl bench --sections scale --scale-processes 2`, 10,000 active). Nothing here
       makes cycles: what a guild holds is freed by reference counting when it is evicted.
     """
     threadpool_limits(1, user_api="blas")
