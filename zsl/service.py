@@ -3,8 +3,9 @@
 Reads take the guild's current :class:`ClassSet` reference without a lock. Writes hold the
 guild's lock, build the new snapshot in a worker thread, persist it, and only then swap the
 reference, so a failed write leaves the old snapshot (and the database) as they were. This is
-the only module that decides what runs in threads: vector maths and gensim calls go to
-``asyncio.to_thread``; the store runs its own I/O off the loop.
+the only module that decides what runs in threads: classifying and building guilds share one
+worker thread, the rarer writes' embedding goes to ``asyncio.to_thread``, and the store runs
+its own I/O off the loop.
 
 Guilds are read lazily: opening reads none, a guild is read (batched with the other guilds
 waiting to be read) and embedded on its first use, and built guilds live in a cache bounded
@@ -90,11 +91,11 @@ GUILD_ENTRY_BYTES = 1024
 """What one cached guild costs besides its arrays (its definitions, the cache's entry): a flat
 estimate, so that even guilds with no classes count against the budget."""
 BUILD_BATCH = 64
-"""At most this many class definitions embedded in one builder call (at least one guild's):
+"""At most this many class definitions embedded in one build call (at least one guild's):
 the guilds waiting to be built share the call's fixed costs, while the callers a call answers
-at once stay few enough to keep the event loop's lag low (half the calls missing, 10,000
-active guilds: 64 gave 764-1,223 texts/s and a lag p99 of 9-15 ms, 256 787-1,097 texts/s and
-17-25 ms, one guild a call 599-642 texts/s and 6-8 ms, on a busy machine)."""
+at once, and the texts waiting behind it in the worker, stay few enough to keep the event
+loop's lag low (half the calls missing, 10,000 active guilds, two shard processes: 64 gave
+3,816-3,967 texts/s and a lag p99 of 3-3.5 ms, 256 4,247-4,304 texts/s and 6-7 ms)."""
 CLASSIFY_BATCH = 64
 """At most this many texts per worker-thread call: large enough to share the fixed costs,
 small enough that answering one batch never holds the event loop for long."""
@@ -145,8 +146,14 @@ class _BuildJob:
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
 
-class _Scorer:
-    """The one thread that answers classify batches.
+class _Worker:
+    """The one thread that answers classify batches and builds guilds.
+
+    One thread for both, not one each: the work is mostly Python, so a second thread only adds
+    hand-offs of the interpreter lock and one more thread wanting a core. Half the calls
+    missing, 10,000 active guilds, two shard processes on two cores: 2,415-2,940 texts/s with
+    a builder thread of its own, 3,816-3,967 with one worker, loop lag p99 about 3 ms both ways
+    (``zsl bench --sections scale --scale-processes 2``).
 
     A hand-off through a queue and ``call_soon_threadsafe`` costs about 27 µs where
     ``asyncio.to_thread`` costs 74 (measured on an empty call): a tenth of what a text costs at
@@ -158,11 +165,11 @@ class _Scorer:
         self._thread: threading.Thread | None = None
 
     def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
-        """``fn(*args, **kwargs)`` in the scorer's thread; its result or exception."""
+        """``fn(*args, **kwargs)`` in the worker's thread; its result or exception."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="zsl-scorer", daemon=True)
+            self._thread = threading.Thread(target=self._work, name="zsl-worker", daemon=True)
             self._thread.start()
         self._jobs.put((loop, answer, functools.partial(fn, *args, **kwargs)))
         return answer
@@ -269,7 +276,7 @@ class ZeroShotService:
         self._reader: asyncio.Task[None] | None = None
         self._waiting: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._scorer = _Scorer()
+        self._worker = _Worker()
         self._refreshes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -321,7 +328,7 @@ class ZeroShotService:
         """Finish the classifications under way and close the store; the service is done."""
         if self._drainer is not None:
             await asyncio.wait([self._drainer])
-        self._scorer.stop()
+        self._worker.stop()
         for refresh in self._refreshes:
             refresh.cancel()
         await self.store.close()
@@ -422,7 +429,7 @@ class ZeroShotService:
                 batch = self._waiting[:CLASSIFY_BATCH]
                 del self._waiting[:CLASSIFY_BATCH]
                 try:
-                    answers = await self._scorer.run(
+                    answers = await self._worker.run(
                         _classify_batch, self.encoder, batch, self.scoring
                     )
                 except Exception as exc:  # the thread could not even start: tell every caller
@@ -741,12 +748,12 @@ class ZeroShotService:
     async def _build(
         self, guild_id: int, record: GuildRecord, previous: ClassSet = ClassSet.EMPTY
     ) -> ClassSet:
-        """Embed a guild in a worker thread, in one call with the other guilds waiting to be
-        built, one call at a time. A rebuild from kept calibrations is mostly Python (tokens,
-        lookups): more threads would only take the interpreter from the event loop (measured
-        under load, half the calls missing: a thread per miss gave 735-886 texts/s and a loop
-        lag p99 of 56-125 ms, one builder 983-1,067 texts/s and 6-8 ms), while guilds built
-        together share each call's fixed costs."""
+        """Embed a guild in the worker thread (see :class:`_Worker`), in one call with the
+        other guilds waiting to be built. A rebuild from kept calibrations is mostly Python
+        (tokens, lookups): more threads would only take the interpreter from the event loop
+        (measured under load, half the calls missing: a thread per miss gave 735-886 texts/s
+        and a loop lag p99 of 56-125 ms, one builder 983-1,067 texts/s and 6-8 ms), while guilds
+        built together share each call's fixed costs."""
         answer: asyncio.Future[ClassSet] = asyncio.get_running_loop().create_future()
         self._to_build.append(_BuildJob(guild_id, record, previous, answer))
         if self._builder is None:
@@ -760,7 +767,9 @@ class ZeroShotService:
                 del self._to_build[: len(batch)]
                 jobs = [(job.guild_id, job.record, job.previous) for job in batch]
                 try:
-                    built = await self._run(_build_guilds, self.encoder, jobs, self._calibrations)
+                    built = await self._worker.run(
+                        _build_guilds, self.encoder, jobs, self._calibrations
+                    )
                 except Exception as exc:
                     built = [exc] * len(batch)
                 for job, outcome in zip(batch, built, strict=True):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -321,23 +322,31 @@ class TestConcurrency:
     async def test_vector_maths_runs_off_the_event_loop_in_one_thread_that_ends_on_close(
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        threads: list[threading.Thread] = []
-        real_rank_encoded = zsl.service.rank_encoded
+        async with await _service(glove, db_url):
+            pass
+        threads: list[tuple[str, threading.Thread]] = []
 
-        def spy(*args: Any) -> Any:
-            threads.append(threading.current_thread())
-            return real_rank_encoded(*args)
+        def spy(name: str) -> Callable[..., Any]:
+            real = getattr(zsl.service, name)
 
-        monkeypatch.setattr(zsl.service, "rank_encoded", spy)
-        async with await _service(glove, db_url) as service:
-            await service.classify(1, "goal")
+            def called(*args: Any) -> Any:
+                threads.append((name, threading.current_thread()))
+                return real(*args)
+
+            return called
+
+        for name in ("rank_encoded", "_build_guilds"):
+            monkeypatch.setattr(zsl.service, name, spy(name))
+        async with await ZeroShotService.open(glove, db_url) as service:
+            await service.classify(1, "goal")  # the guild is read and built first
             await service.classify(1, "the election")
 
-        assert len(threads) == 2
-        assert threading.main_thread() not in threads
-        assert len(set(threads)) == 1  # one scoring thread answers every batch
-        threads[0].join(timeout=5)
-        assert not threads[0].is_alive()
+        assert [name for name, _ in threads] == ["_build_guilds", "rank_encoded", "rank_encoded"]
+        assert threading.main_thread() not in {thread for _, thread in threads}
+        # One worker thread builds guilds and answers every batch.
+        assert len({thread for _, thread in threads}) == 1
+        threads[0][1].join(timeout=5)
+        assert not threads[0][1].is_alive()
 
     async def test_a_failed_batch_reaches_its_callers_and_the_next_batch_is_answered(
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
