@@ -147,6 +147,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="guild cache budget in the working-set run (default: half the working set)",
     )
     parser.add_argument(
+        "--scale-outage",
+        type=count,
+        default=60,
+        help="seconds PostgreSQL refuses the service in 'scale' while guilds change unheard",
+    )
+    parser.add_argument(
         "--scale-store-timeout",
         type=count,
         default=int(DEFAULT_STORE_TIMEOUT),
@@ -903,10 +909,13 @@ async def scale_run(
     budget_mb: int | None,
     store_timeout: float,
     processes: int,
+    outage: float,
+    server: str | None,
 ) -> dict[str, Any]:
     """One registry size, measured in a process of its own (so that its memory figures start
-    from the model alone): opening and cold first uses; then calls over a working set, served by
-    ``processes`` shard processes at once (see :func:`scale_working`)."""
+    from the model alone): opening and cold first uses; on PostgreSQL, catching up after an
+    outage (see :func:`_reconnect`); then calls over a working set, served by ``processes``
+    shard processes at once (see :func:`scale_working`)."""
     vectors = load_vectors(model, cache_dir=Path(cache_dir) if cache_dir else None)
     rng = np.random.default_rng(guilds)
     working = _working_set(guilds, active)
@@ -935,6 +944,9 @@ async def scale_run(
         result["cold_p99"] = percentile(firsts, 0.99) if firsts else None
         info = service.cache_info()
         per_guild = info.bytes / max(1, info.guilds)  # what one built guild holds
+        if server is not None and url.startswith("postgresql"):
+            changed = cold_ids[:RECONNECT_CHANGED]
+            result.update(await _reconnect(service, url, server, changed, outage))
     working_bytes = per_guild * len(working)
     cache_bytes = budget_mb * 2**20 if budget_mb else int(working_bytes / 2)
     result["budget_mb"], result["working_mb"] = cache_bytes / 2**20, working_bytes / 2**20
@@ -964,6 +976,67 @@ async def scale_run(
     for key in summed:
         result[key] = sum(s[key] for s in shards)
     return result
+
+
+RECONNECT_CHANGED = 10
+"""Built guilds that change while the service is cut off from PostgreSQL (issue 13's figure)."""
+_WRITER = "zsl-bench-writer"
+
+
+async def _reconnect(
+    service: ZeroShotService, url: str, server: str, changed: Sequence[int], outage: float
+) -> dict[str, Any]:
+    """A lost connection, for real: PostgreSQL refuses every new connection to the database at
+    ``url`` for ``outage`` seconds and the service's are cut; meanwhile another store adds a
+    class to each of the ``changed`` guilds (built ones), whose notifications nobody hears.
+    Then how many guilds the service reads to catch up, and how long after the outage it has.
+    ``server``: a database of the same server to say all this from (not the one refused)."""
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    writer = await open_store(_with_query(url, application_name=_WRITER))
+    admin = await asyncpg.connect(server)
+    database = urlsplit(url).path.lstrip("/")
+    read_before, built = service.cache_info().guilds_read, service.cache_info().guilds
+    unlimited = Limits.unlimited()
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name <> $2",
+            database,
+            _WRITER,
+        )
+        down = time.perf_counter()
+        for guild in changed:  # the writer's one pool connection is still open
+            await writer.insert_class(guild, _RECONNECT_CLASS, unlimited.classes_per_guild)
+        await asyncio.sleep(max(0.0, outage - (time.perf_counter() - down)))
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await writer.close()
+    back = time.perf_counter()
+    for guild in changed:
+        while _RECONNECT_CLASS.name not in [d.name for d in await service.classes(guild)]:
+            if time.perf_counter() - back > 60:
+                raise RuntimeError("the service had not caught up a minute after the outage")
+            await asyncio.sleep(0.01)
+    return {
+        "caught_up": time.perf_counter() - back,
+        "reconnect_reads": service.cache_info().guilds_read - read_before,
+        "reconnect_built": built,
+    }
+
+
+_RECONNECT_CLASS = ClassDefinition("bench outage", "rain snow storm forecast")  # no bench name
+
+
+def _with_query(url: str, **params: str) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=urlencode([*parse_qsl(parts.query), *params.items()])))
 
 
 def _working_set(guilds: int, active: int) -> npt.NDArray[np.int64]:
@@ -1080,6 +1153,8 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
         args.scale_budget_mb,
         args.scale_store_timeout,
         args.scale_processes,
+        args.scale_outage,
+        args.postgres,
     ]
     child = subprocess.Popen(
         [sys.executable, "-c", _child_code("scale_run"), json.dumps(params)],
@@ -1102,7 +1177,7 @@ def _scale_child(args: argparse.Namespace, url: str, guilds: int) -> dict[str, A
 
 def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str]:
     if isinstance(found, str):
-        return [store, f"{guilds:,}", *["-"] * 14, found]
+        return [store, f"{guilds:,}", *["-"] * 16, found]
 
     def mb(key: str) -> str:
         value = found.get(key)
@@ -1125,6 +1200,8 @@ def _scale_row(store: str, guilds: int, found: dict[str, Any] | str) -> list[str
         mb("end_mb"),
         mb("cache_mb"),
         mb("calibrations_mb"),
+        f"{found['reconnect_reads']}/{found['reconnect_built']}" if "caught_up" in found else "-",
+        f"{found['caught_up']:.2f}" if "caught_up" in found else "-",
         "",
     ]
 
@@ -1154,7 +1231,7 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         async with _scratch_database(args.postgres) as url:
             await measure("PostgreSQL", url, max(sizes))
     else:
-        rows.append(["PostgreSQL", "-", *["-"] * 14, "not measured: give --postgres URL"])
+        rows.append(["PostgreSQL", "-", *["-"] * 16, "not measured: give --postgres URL"])
     sharing = (
         "every guild holds the same classes"
         if args.scale_same_classes
@@ -1178,6 +1255,8 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
             "end MB",
             "cache MB",
             "calib MB",
+            "reconnect read",
+            "catch-up s",
             "note",
         ],
         rows,
@@ -1192,7 +1271,10 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         " process's event-loop lag; fixed MB: before the working set, after one first use (the"
         " encoder's tables, model pages read, buffers); end MB and the cache's own figures after:"
         " built guilds (cache MB) and the calibrations kept to rebuild evicted ones (calib MB;"
-        " all MB beside the model, summed over the shard processes)",
+        " all MB beside the model, summed over the shard processes); reconnect read (PostgreSQL,"
+        " after the cold uses): guilds read / guilds built, when PostgreSQL refused the service"
+        f" for {args.scale_outage} s while {RECONNECT_CHANGED} built guilds changed unheard;"
+        " catch-up s: from the end of the outage until every change is served",
     )
 
 

@@ -112,6 +112,9 @@ class CacheInfo:
     """Classes whose calibration is kept (the second tier: for rebuilding evicted guilds)."""
     calibration_bytes: int = 0
     calibration_budget: int = 0
+    guilds_read: int = 0
+    """Guilds read from the store since the service opened: first uses, rebuilds after an
+    eviction, and reloads of changed guilds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,7 @@ class ZeroShotService:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._to_read: dict[int, asyncio.Future[GuildRecord]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._guilds_read = 0
         self._waiting: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
         self._worker = _Worker()
@@ -369,7 +373,7 @@ class ZeroShotService:
 
     def cache_info(self) -> CacheInfo:
         """How many built guilds are in memory, their bytes, and the budget; the same for the
-        calibrations kept to rebuild evicted guilds."""
+        calibrations kept to rebuild evicted guilds; how many guilds were read so far."""
         calibrations = self._calibrations
         return CacheInfo(
             len(self._built),
@@ -378,6 +382,7 @@ class ZeroShotService:
             len(calibrations),
             calibrations.nbytes,
             calibrations.budget,
+            self._guilds_read,
         )
 
     async def meta(self, key: str) -> str | None:
@@ -803,6 +808,7 @@ class ZeroShotService:
                     for answer in batch.values():
                         answer.set_exception(exc)
                     continue
+                self._guilds_read += len(batch)
                 for guild, answer in batch.items():
                     answer.set_result(records[guild])
         finally:

@@ -16,6 +16,7 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
         *("--registry", "30", "3", "--writes", "3", "--postgres", pg_url),
         *("--scale-guilds", "40", "60", "--scale-sqlite-max", "40", "--scale-cold", "5"),
         *("--scale-active", "20", "--scale-calls", "30", "--scale-processes", "2"),
+        *("--scale-outage", "1"),
     ]
 
     result = subprocess.run(
@@ -59,3 +60,8 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
         assert row[6] == "20"  # active guilds
         assert float(row[9].replace(",", "")) > 0  # texts/s
         assert float(row[11].replace(",", "")) > 0  # fixed MB: the encoder's tables at least
+    for guilds in ("40", "60"):
+        # After the outage, only the 5 cold guilds that changed are read again, of the 6 built.
+        assert scale[("PostgreSQL", guilds)][-2] == "5/6"
+        assert float(scale[("PostgreSQL", guilds)][-1]) > 0  # catch-up s (no note follows)
+    assert scale[("SQLite", "40")][-2:] == ["-", "-"]  # a file has no outage

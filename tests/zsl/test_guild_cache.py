@@ -103,6 +103,7 @@ async def test_opening_reads_no_guild_and_first_uses_are_read_in_one_batch(
     assert {r.top.name for r in results} == {"sports"}
     assert again.top.name == "music"
     assert info.guilds == 40
+    assert info.guilds_read == 40  # the built guild used again is not read again
     assert info.budget == zsl.DEFAULT_GUILD_CACHE_BYTES
 
 
