@@ -944,8 +944,8 @@ async def scale_run(
         result["cold_p99"] = percentile(firsts, 0.99) if firsts else None
         info = service.cache_info()
         per_guild = info.bytes / max(1, info.guilds)  # what one built guild holds
-        if server is not None and url.startswith("postgresql"):
-            changed = cold_ids[:RECONNECT_CHANGED]
+        if server is not None and url.startswith("postgresql") and cold_ids:
+            changed = cold_ids[:RECONNECT_CHANGED]  # built guilds (no cold guild: no figure)
             result.update(await _reconnect(service, url, server, changed, outage))
     working_bytes = per_guild * len(working)
     cache_bytes = budget_mb * 2**20 if budget_mb else int(working_bytes / 2)
@@ -1273,7 +1273,8 @@ async def scale(vectors: WordVectors, args: argparse.Namespace) -> None:
         " built guilds (cache MB) and the calibrations kept to rebuild evicted ones (calib MB;"
         " all MB beside the model, summed over the shard processes); reconnect read (PostgreSQL,"
         " after the cold uses): guilds read / guilds built, when PostgreSQL refused the service"
-        f" for {args.scale_outage} s while {RECONNECT_CHANGED} built guilds changed unheard;"
+        f" for {args.scale_outage} s while {RECONNECT_CHANGED} of the cold guilds (or all, if"
+        " fewer) changed unheard;"
         " catch-up s: from the end of the outage until every change is served",
     )
 

@@ -220,10 +220,10 @@ def configure_process() -> None:
       threads and the event loop for the same cores (measured: 10,000 classes 5 ms a text,
       not 25).
     - One malloc heap (glibc's arenas). By default glibc gives each thread that allocates a heap
-      of its own and keeps what is freed there for that heap: a guild built in the builder
-      thread, scored in the scoring thread and dropped by the event loop leaves free memory
-      in several heaps, which the cache's budget never sees (10^5 guilds used once, budget
-      256 MB: 441 MB beside the model with a heap per thread, 332 MB with one).
+      of its own and keeps what is freed there for that heap: a guild built in a worker
+      thread and dropped by the event loop leaves free memory in several heaps, which the
+      cache's budget never sees (10^5 guilds used once, budget 256 MB: 441 MB beside the model
+      with a heap per thread, 332 MB with one).
     - Fixed heap thresholds. Building a guild takes temporaries of a few MB. glibc maps such
       blocks afresh, then raises its thresholds as it sees big blocks freed; a process whose
       encoder computed its tables had seen 21 MB ones and kept the temporaries in its heap,
