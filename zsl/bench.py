@@ -980,6 +980,8 @@ async def scale_run(
 
 RECONNECT_CHANGED = 10
 """Built guilds that change while the service is cut off from PostgreSQL (issue 13's figure)."""
+_RECONNECT_CLASS = ClassDefinition("bench outage", "rain snow storm forecast")
+"""What each changed guild gains: two words, a name ``bench_classes`` never makes."""
 _WRITER = "zsl-bench-writer"
 
 
@@ -1027,9 +1029,6 @@ async def _reconnect(
         "reconnect_reads": service.cache_info().guilds_read - read_before,
         "reconnect_built": built,
     }
-
-
-_RECONNECT_CLASS = ClassDefinition("bench outage", "rain snow storm forecast")  # no bench name
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -154,9 +154,10 @@ class _Worker:
 
     One thread for both, not one each: the work is mostly Python, so a second thread only adds
     hand-offs of the interpreter lock and one more thread wanting a core. Half the calls
-    missing, 10,000 active guilds, two shard processes on two cores: 2,415-2,940 texts/s with
-    a builder thread of its own, 3,816-3,967 with one worker, loop lag p99 about 3 ms both ways
-    (``zsl bench --sections scale --scale-processes 2``).
+    missing, 10,000 active guilds, two shard processes on two cores, side by side: 2,415-2,940
+    texts/s with a builder thread of its own, 3,816-3,967 with one worker, loop lag p99 about
+    3 ms both ways (``zsl bench --sections scale --scale-processes 2``, run apart: 2,487-3,570
+    before, 3,516-4,076 after).
 
     A hand-off through a queue and ``call_soon_threadsafe`` costs about 27 µs where
     ``asyncio.to_thread`` costs 74 (measured on an empty call): a tenth of what a text costs at
