@@ -43,6 +43,7 @@ def test_bench_with_tiny_sizes_prints_every_section(glove: WordVectors, pg_url: 
     others, _, scale_table = out.partition("\nscale: ")
     rows = {line.split()[0]: line.split() for line in others.splitlines() if line.strip()}
     assert float(rows["12"][1]) > 0  # service latency at 12 classes
+    assert float(rows["12"][3]) > 0  # the service's CPU time a call
     assert rows["40"][1] == "4"  # throughput: 40 calls, 20 in flight, over 4 guilds
     assert rows["30"][1] == "90"  # registry: 30 guilds x 3 classes
     assert rows["SQLite"][1] == rows["PostgreSQL"][1] == "3"
