@@ -4,8 +4,8 @@ Reads take the guild's current :class:`ClassSet` reference without a lock. Write
 guild's lock, build the new snapshot in a worker thread, persist it, and only then swap the
 reference, so a failed write leaves the old snapshot (and the database) as they were. This is
 the only module that decides what runs in threads: classifying and building guilds share one
-worker thread, the rarer writes' embedding goes to ``asyncio.to_thread``, and the store runs
-its own I/O off the loop.
+worker thread (a long build gets a thread of its own), the rarer writes' embedding goes to
+``asyncio.to_thread``, and the store runs its own I/O off the loop.
 
 Guilds are read lazily: opening reads none, a guild is read (batched with the other guilds
 waiting to be read) and embedded on its first use, and built guilds live in a cache bounded
@@ -96,6 +96,12 @@ the guilds waiting to be built share the call's fixed costs, while the callers a
 at once, and the texts waiting behind it in the worker, stay few enough to keep the event
 loop's lag low (half the calls missing, 10,000 active guilds, two shard processes: 64 gave
 3,816-3,967 texts/s and a lag p99 of 3-3.5 ms, 256 4,247-4,304 texts/s and 6-7 ms)."""
+SHARED_BUILD_CHARACTERS = 20_000
+"""A build call whose definitions (names, descriptions, examples) hold more characters than this
+runs in a thread of its own instead of the worker, so that texts never wait long behind it:
+encoding takes about 0.7 us a character, so 20,000 hold the worker some 15 ms, while a guild
+of 100 classes with 20 examples of 2,000 characters takes 2.8 s even with its calibrations
+kept (4.2 million characters)."""
 CLASSIFY_BATCH = 64
 """At most this many texts per worker-thread call: large enough to share the fixed costs,
 small enough that answering one batch never holds the event loop for long."""
@@ -157,7 +163,8 @@ class _Worker:
     missing, 10,000 active guilds, two shard processes on two cores, side by side: 2,415-2,940
     texts/s with a builder thread of its own, 3,816-3,967 with one worker, loop lag p99 about
     3 ms both ways (``zsl bench --sections scale --scale-processes 2``, run apart: 2,487-3,570
-    before, 3,516-4,076 after).
+    before, 3,516-4,076 after). A build too long to make texts wait for goes to a thread of
+    its own instead (``SHARED_BUILD_CHARACTERS``).
 
     A hand-off through a queue and ``call_soon_threadsafe`` costs about 27 µs where
     ``asyncio.to_thread`` costs 74 (measured on an empty call): a tenth of what a text costs at
@@ -754,8 +761,9 @@ class ZeroShotService:
     async def _build(
         self, guild_id: int, record: GuildRecord, previous: ClassSet = ClassSet.EMPTY
     ) -> ClassSet:
-        """Embed a guild in the worker thread (see :class:`_Worker`), in one call with the
-        other guilds waiting to be built. A rebuild from kept calibrations is mostly Python
+        """Embed a guild in the worker thread (see :class:`_Worker`; a thread of its own if
+        the call is long: ``SHARED_BUILD_CHARACTERS``), in one call with the other guilds
+        waiting to be built. A rebuild from kept calibrations is mostly Python
         (tokens, lookups): more threads would only take the interpreter from the event loop
         (measured under load, half the calls missing: a thread per miss gave 735-886 texts/s
         and a loop lag p99 of 56-125 ms, one builder 983-1,067 texts/s and 6-8 ms), while guilds
@@ -772,10 +780,11 @@ class ZeroShotService:
                 batch = _first_jobs(self._to_build, BUILD_BATCH)
                 del self._to_build[: len(batch)]
                 jobs = [(job.guild_id, job.record, job.previous) for job in batch]
+                run = (
+                    self._worker.run if _characters(batch) <= SHARED_BUILD_CHARACTERS else self._run
+                )
                 try:
-                    built = await self._worker.run(
-                        _build_guilds, self.encoder, jobs, self._calibrations
-                    )
+                    built = await run(_build_guilds, self.encoder, jobs, self._calibrations)
                 except Exception as exc:
                     built = [exc] * len(batch)
                 for job, outcome in zip(batch, built, strict=True):
@@ -1152,6 +1161,15 @@ def _first_jobs(jobs: list[_BuildJob], definitions: int) -> list[_BuildJob]:
         if total > definitions and count > 0:
             return jobs[:count]
     return jobs[:]
+
+
+def _characters(jobs: list[_BuildJob]) -> int:
+    """What the jobs' definitions hold to encode: their names, descriptions and examples."""
+    return sum(
+        len(d.name) + len(d.description) + sum(map(len, d.examples))
+        for job in jobs
+        for d in job.record.classes
+    )
 
 
 def _build_guilds(

@@ -348,6 +348,39 @@ class TestConcurrency:
         threads[0][1].join(timeout=5)
         assert not threads[0][1].is_alive()
 
+    async def test_a_long_build_runs_beside_the_worker_so_texts_do_not_wait_for_it(
+        self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        example = " ".join(["the team scored a late goal in the match"] * 45)
+        async with await _service(glove, db_url) as writer:
+            for i in range(11):  # guild 1: more to encode than the worker is lent for
+                await writer.add_example(1, "sports", example + " goal" * i)  # distinct ones
+            await writer.add_class(2, "weather", "rain snow storm")
+        assert 11 * len(example) > zsl.service.SHARED_BUILD_CHARACTERS
+        builds: dict[int, threading.Thread] = {}
+        scoring: list[threading.Thread] = []
+        real_build, real_rank = zsl.service._build_guilds, zsl.service.rank_encoded
+
+        def build(encoder: Any, jobs: Any, *rest: Any) -> Any:
+            builds.update((guild_id, threading.current_thread()) for guild_id, *_ in jobs)
+            return real_build(encoder, jobs, *rest)
+
+        def rank(*args: Any) -> Any:
+            scoring.append(threading.current_thread())
+            return real_rank(*args)
+
+        monkeypatch.setattr(zsl.service, "_build_guilds", build)
+        monkeypatch.setattr(zsl.service, "rank_encoded", rank)
+        async with await ZeroShotService.open(glove, db_url) as service:
+            light = await service.classify(2, "heavy snow tonight")
+            heavy = await service.classify(1, "what a goal")
+
+        assert (light.top.name, heavy.top.name) == ("weather", "sports")
+        assert len(set(scoring)) == 1
+        assert builds[2] is scoring[0]  # a short build shares the worker
+        assert builds[1] is not scoring[0]  # a long one gets a thread of its own
+        assert threading.main_thread() not in builds.values()
+
     async def test_a_failed_batch_reaches_its_callers_and_the_next_batch_is_answered(
         self, glove: WordVectors, db_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
