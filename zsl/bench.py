@@ -1005,7 +1005,7 @@ async def _reconnect(
     writer = await open_store(_with_query(url, application_name=_WRITER))
     admin = await asyncpg.connect(server)
     database = urlsplit(url).path.lstrip("/")
-    read_before, built = service.cache_info().guilds_read, service.cache_info().guilds
+    before = service.cache_info()
     unlimited = Limits.unlimited()
     try:
         await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
@@ -1031,8 +1031,8 @@ async def _reconnect(
             await asyncio.sleep(0.01)
     return {
         "caught_up": time.perf_counter() - back,
-        "reconnect_reads": service.cache_info().guilds_read - read_before,
-        "reconnect_built": built,
+        "reconnect_reads": service.cache_info().guilds_read - before.guilds_read,
+        "reconnect_built": before.guilds,
     }
 
 
