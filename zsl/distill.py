@@ -37,10 +37,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from zsl.embedding import EncoderConfig
 from zsl.errors import ModelError, ZslError
 from zsl.text import tokenize
 from zsl.vectors import GLOVE_MODEL, ProgressFactory, WordVectors, load_vectors
 from zsl.vectors.format import open_mapped, save_mapped
+from zsl.vectors.pieces import normalise, split
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +110,14 @@ def encode_words(
     template: str = DEFAULT_TEMPLATE,
     cache_dir: Path | None = None,
     progress: ProgressFactory | None = None,
+    unit: str = "word",
 ) -> npt.NDArray[np.float32]:
     """Encode ``words`` (each inside ``template``) block by block; reuse cached blocks.
 
     A cached block is keyed by the encoder, the template and the block's words, so a larger
     vocabulary reuses the blocks of a smaller one.
     """
-    bar = progress(total=len(words), desc="encoding words", unit="word") if progress else None
+    bar = progress(total=len(words), desc=f"encoding {unit}s", unit=unit) if progress else None
     blocks = []
     try:
         for start in range(0, len(words), BLOCK):
@@ -164,6 +167,19 @@ def _encode_block(
 def reduce_dimension(matrix: npt.NDArray[np.float32], dim: int) -> npt.NDArray[np.float32]:
     """PCA: centre ``matrix`` and project it on its ``dim`` strongest directions.
 
+    Raises:
+        ZslError: ``dim`` is not between 1 and the encoder's dimension.
+    """
+    mean, axes = principal_axes(matrix, dim)
+    return project(matrix, mean, axes)
+
+
+def principal_axes(
+    matrix: npt.NDArray[np.float32], dim: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The mean of ``matrix``'s rows and its ``dim`` strongest directions (rows), for
+    :func:`project`.
+
     Each direction's sign is fixed so that its largest coefficient is positive (as
     scikit-learn's ``svd_flip``), so equal inputs give equal outputs on every machine.
 
@@ -177,13 +193,22 @@ def reduce_dimension(matrix: npt.NDArray[np.float32], dim: int) -> npt.NDArray[n
             f"(the transformer gives {full}), e.g. --dim {min(DEFAULT_DIM, full)}."
         )
     data = matrix.astype(np.float64)
-    centred = data - data.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    mean = data.mean(axis=0)
+    _, _, vt = np.linalg.svd(data - mean, full_matrices=False)
     components = vt[:dim]
     strongest = np.argmax(np.abs(components), axis=1)
     signs = np.sign(components[np.arange(dim), strongest])
     components *= signs[:, None]
-    return np.asarray(centred @ components.T, dtype=np.float32)
+    return mean, components
+
+
+def project(
+    matrix: npt.NDArray[np.float32],
+    mean: npt.NDArray[np.float64],
+    axes: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float32]:
+    """``matrix``'s rows, centred on ``mean``, in the coordinates of ``axes``."""
+    return np.asarray((matrix.astype(np.float64) - mean) @ axes.T, dtype=np.float32)
 
 
 def quantise(
@@ -197,6 +222,126 @@ def quantise(
     scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     rows = np.clip(np.rint(table / scales[:, None]), -127, 127).astype(np.int8)
     return rows, scales
+
+
+REFINE_EPOCHS = 4
+REFINE_LEARNING_RATE = 0.003
+REFINE_ANCHOR = 1.0
+"""How strongly a word is held near its own distilled vector while the texts pull on it:
+without it, words drift towards whatever the corpus used them for (-1.5 points names only)."""
+REFINE_BATCH = 256
+_ADAM = (0.9, 0.999, 1e-8)
+
+
+def refine(
+    table: npt.NDArray[np.float32],
+    words: Sequence[str],
+    counts: npt.NDArray[np.int64],
+    texts: Sequence[str],
+    targets: npt.NDArray[np.float32],
+    *,
+    pieces_from: int | None = None,
+    epochs: int = REFINE_EPOCHS,
+    progress: ProgressFactory | None = None,
+) -> npt.NDArray[np.float32]:
+    """``table`` refined so that each text's weighted mean of word vectors points where
+    ``targets`` (the transformer's embedding of the text, in the table's coordinates) does.
+
+    model2vec's tokenlearn, simplified: the texts are looked up as the encoder will look them
+    up (whole words, else WordPiece pieces; smooth inverse frequency weights from ``counts``),
+    and Adam, on the rows a batch touches (as torch's SparseAdam), lowers one minus the cosine
+    of mean and target plus :data:`REFINE_ANCHOR` times each touched word's squared step from
+    where it started. Plain numpy in a fixed order: the same inputs give the same bytes, and
+    no torch is needed.
+    """
+    rows, weights, lengths = _text_rows(texts, words, counts, pieces_from)
+    kept = np.flatnonzero(lengths)
+    starts = (np.cumsum(lengths) - lengths)[kept]
+    lengths = lengths[kept]
+    goal = np.asarray(targets[kept], dtype=np.float64)
+    goal /= np.linalg.norm(goal, axis=1, keepdims=True)
+    start = np.asarray(table, dtype=np.float64)
+    vectors = start.copy()
+    first_moment, second_moment = np.zeros_like(vectors), np.zeros_like(vectors)
+    beta1, beta2, eps = _ADAM
+    order = np.arange(len(kept))
+    shuffle = np.random.default_rng(0)
+    step = 0
+    bar = progress(total=epochs * len(kept), desc="refining", unit="text") if progress else None
+    try:
+        for _ in range(epochs):
+            shuffle.shuffle(order)
+            for first in range(0, len(order), REFINE_BATCH):
+                batch = order[first : first + REFINE_BATCH]
+                sizes = lengths[batch]
+                # The batch's rows, one text after another, and where each text begins.
+                flat = np.repeat(starts[batch] - np.cumsum(sizes) + sizes, sizes)
+                flat += np.arange(len(flat))
+                begins = np.cumsum(sizes) - sizes
+                picked, weight = rows[flat], weights[flat, None]
+                total = np.add.reduceat(weight[:, 0], begins)[:, None]
+                means = np.add.reduceat(vectors[picked] * weight, begins) / total
+                norms = np.linalg.norm(means, axis=1, keepdims=True)
+                cosine = np.einsum("ij,ij->i", means, goal[batch])[:, None] / norms
+                # d(1 - cosine)/d(mean), averaged over the batch, then shared by the words.
+                towards = (cosine * means / norms - goal[batch]) / (norms * len(batch))
+                grads = np.repeat(towards / total, sizes, axis=0) * weight
+                touched, inverse = np.unique(picked, return_inverse=True)
+                by_row = np.argsort(inverse, kind="stable")
+                edges = np.flatnonzero(np.diff(inverse[by_row], prepend=-1))
+                grad = np.add.reduceat(grads[by_row], edges)
+                grad += 2 * REFINE_ANCHOR * (vectors[touched] - start[touched]) / len(touched)
+                step += 1
+                m = first_moment[touched] = beta1 * first_moment[touched] + (1 - beta1) * grad
+                v = second_moment[touched] = beta2 * second_moment[touched] + (1 - beta2) * grad**2
+                size = REFINE_LEARNING_RATE / (1 - beta1**step)
+                vectors[touched] -= size * m / (np.sqrt(v / (1 - beta2**step)) + eps)
+                if bar is not None:
+                    bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return vectors.astype(np.float32)
+
+
+def _text_rows(
+    texts: Sequence[str],
+    words: Sequence[str],
+    counts: npt.NDArray[np.int64],
+    pieces_from: int | None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The texts' rows one text after another, each row's weight, and each text's row count.
+
+    A word is looked up as :meth:`WordVectors.index` does; a word the table lacks is built from
+    its pieces as :mod:`zsl.vectors.pieces` builds it, each piece weighing its share of the
+    rarest word's weight (the encoder gives a built word that weight).
+    """
+    first_piece = len(words) if pieces_from is None else pieces_from
+    lookup = WordVectors("refined", np.zeros((len(words), 0)), {w: i for i, w in enumerate(words)})
+    continuations = {w[2:]: i for i, w in enumerate(words) if i >= first_piece}
+    a = EncoderConfig().sif_a
+    weight = (a / (a + counts / counts.sum())).astype(np.float32)
+    rows: list[int] = []
+    weights: list[float] = []
+    lengths: list[int] = []
+    for text in texts:
+        before = len(rows)
+        for token in tokenize(text):
+            row = lookup.index(token)
+            if row is not None and row < first_piece:
+                rows.append(row)
+                weights.append(float(weight[row]))
+                continue
+            pieces = split(normalise(token), lookup.key_to_index, continuations)
+            if pieces and 2 * sum(length == 1 for _, length in pieces) <= len(pieces):
+                rows += [row for row, _ in pieces]
+                weights += [float(weight[-1]) / len(pieces)] * len(pieces)
+        lengths.append(len(rows) - before)
+    return (
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(weights, dtype=np.float32),
+        np.asarray(lengths, dtype=np.int64),
+    )
 
 
 def split_pieces(tokens: Sequence[str], known: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -234,13 +379,15 @@ def distill(
     progress: ProgressFactory | None = None,
     tokens: Sequence[str] = (),
     encode_pieces: WordEncoder | None = None,
+    corpus: Sequence[str] = (),
 ) -> WordVectors:
     """Distil ``encode`` into a quantised word-vector table saved at ``target`` (``.zslv``).
 
     With the teacher's WordPiece ``tokens`` and ``encode_pieces`` (which encodes a ``##``
     piece inside the template), the table also holds the teacher's whole words that the base
     lacks, and its continuation pieces, so that every word can be built (see
-    :mod:`zsl.vectors.pieces`).
+    :mod:`zsl.vectors.pieces`). With a ``corpus`` (texts, see :mod:`zsl.corpus`), the table is
+    then refined on it (:func:`refine`).
 
     Raises:
         ZslError: a bad size, dimension or template; the base model cannot be loaded; the
@@ -281,18 +428,44 @@ def distill(
                 progress=progress,
             )
         )
-    table = reduce_dimension(np.vstack(blocks), dim)
-    rows, scales = quantise(table)
+    encoded = np.vstack(blocks)
+    mean, axes = principal_axes(encoded, dim)
+    table = project(encoded, mean, axes)
     # What the base model never counted is rarer than anything it did.
     rarest = np.full(len(whole) + len(continuations), counts[-1], dtype=np.int64)
+    all_counts = np.concatenate([counts, rarest])
+    pieces_from = len(words) + len(whole) if continuations else None
+    if corpus:
+        log.info("refining on %d texts", len(corpus))
+        meanings = encode_words(
+            corpus,
+            encode,
+            encoder_id=f"{encoder_id}:texts",
+            template="{}",
+            cache_dir=cache_dir,
+            progress=progress,
+            unit="text",
+        )
+        table = refine(
+            table,
+            [*words, *whole, *continuations],
+            all_counts,
+            corpus,
+            project(meanings, mean, axes),
+            pieces_from=pieces_from,
+            progress=progress,
+        )
+        # Directions in order of variance again: a shortlist reads the leading ones.
+        table = reduce_dimension(table, dim)
+    rows, scales = quantise(table)
     try:
         save_mapped(
             [*words, *whole, *continuations],
             rows,
             target,
-            np.concatenate([counts, rarest]),
+            all_counts,
             scales=scales,
-            pieces_from=len(words) + len(whole) if continuations else None,
+            pieces_from=pieces_from,
         )
     except OSError as exc:
         raise ModelError(f"Could not write {target} ({exc.strerror}).") from exc

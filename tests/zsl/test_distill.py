@@ -23,6 +23,7 @@ from zsl.distill import (
     encode_words,
     quantise,
     reduce_dimension,
+    refine,
     select_vocabulary,
     split_pieces,
 )
@@ -257,6 +258,67 @@ class TestDistill:
         other = FakeEncoder()
         encode_words(words[:4], other, encoder_id="another", template="{}", cache_dir=tmp_path)
         assert other.seen == words[:4]  # another encoder never reads this one's cache
+
+
+class TestRefine:
+    """Refining on texts: each text's weighted mean of word vectors moves towards the
+    transformer's embedding of the text; what no text uses stays put."""
+
+    WORDS: ClassVar[list[str]] = ["the", "cat", "dog", "runs", "sleeps", "bird", "##s"]
+
+    @staticmethod
+    def _table() -> npt.NDArray[np.float32]:
+        return np.random.default_rng(1).standard_normal((7, DIM)).astype(np.float32)
+
+    def _refine(
+        self, texts: list[str], targets: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        counts = np.asarray([1000, 50, 40, 30, 20, 10, 10], dtype=np.int64)
+        # Many passes over two texts: as much pull as a large corpus gives.
+        return refine(self._table(), self.WORDS, counts, texts, targets, pieces_from=6, epochs=100)
+
+    @staticmethod
+    def _cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    def test_a_texts_mean_turns_towards_its_target(self) -> None:
+        targets = np.random.default_rng(2).standard_normal((2, DIM)).astype(np.float32)
+        table = self._table()
+        before = [self._cosine(table[1] + table[3], targets[0])]
+
+        refined = self._refine(["the cat runs", "the dog sleeps"], targets)
+
+        # "the" weighs almost nothing (smooth inverse frequency): cat and runs carry the mean.
+        assert self._cosine(refined[1] + refined[3], targets[0]) > before[0] + 0.1
+        np.testing.assert_array_equal(refined[5], table[5])  # "bird": in no text
+
+    def test_an_unknown_word_refines_its_pieces(self) -> None:
+        targets = np.random.default_rng(3).standard_normal((1, DIM)).astype(np.float32)
+
+        refined = self._refine(["birds birds"], targets)  # bird + ##s
+
+        assert not np.array_equal(refined[6], self._table()[6])
+        assert self._cosine(refined[5] + refined[6], targets[0]) > self._cosine(
+            self._table()[5] + self._table()[6], targets[0]
+        )
+
+    def test_two_runs_give_identical_bytes(self) -> None:
+        texts = ["the cat runs", "a dog sleeps", "birds", "zzz qqq"]  # the last: no known word
+        targets = np.random.default_rng(4).standard_normal((4, DIM)).astype(np.float32)
+
+        assert self._refine(texts, targets).tobytes() == self._refine(texts, targets).tobytes()
+
+    def test_distill_refines_on_a_corpus(self, base: WordVectors, tmp_path: Path) -> None:
+        corpus = ["the band played a song", "a goal for the team", "the minister lost the vote"]
+        plain = _distill(tmp_path / "plain.zslv", base)
+        encoder = FakeEncoder()
+
+        refined = _distill(tmp_path / "refined.zslv", base, corpus=corpus, encode=encoder)
+        again = _distill(tmp_path / "again.zslv", base, corpus=corpus)
+
+        assert encoder.seen[-3:] == corpus  # each text as it is, no template
+        assert refined.vectors.tobytes() != plain.vectors.tobytes()
+        assert refined.vectors.tobytes() == again.vectors.tobytes()
 
 
 class TestPieces:
