@@ -127,7 +127,9 @@ class ClassVector:
     vector_calibration: Calibration
     words_calibration: Calibration
     combined_std: float
-    """Standard deviation on ordinary text of the two z-scores' average (its mean is 0)."""
+    """Standard deviation on ordinary text of the two z-scores' mix (its mean is 0)."""
+    vector_share: float
+    """The averaged vector's z-score's share of the mix; word matching's is the rest."""
     unknown_words: tuple[str, ...] = ()
     related_words: tuple[str, ...] = ()
     """Words added to a class defined by its name alone (its nearest words in the model)."""
@@ -145,6 +147,7 @@ class ClassVector:
     _set_vector_calibration,
     _set_words_calibration,
     _set_combined_std,
+    _set_vector_share,
     _set_unknown_words,
     _set_related_words,
 ) = (
@@ -157,6 +160,7 @@ class ClassVector:
         "vector_calibration",
         "words_calibration",
         "combined_std",
+        "vector_share",
         "unknown_words",
         "related_words",
     )
@@ -171,6 +175,7 @@ def _class_vector(
     vector_calibration: Calibration,
     words_calibration: Calibration,
     combined_std: float,
+    vector_share: float,
     unknown_words: tuple[str, ...],
     related_words: tuple[str, ...],
 ) -> ClassVector:
@@ -183,6 +188,7 @@ def _class_vector(
     _set_vector_calibration(made, vector_calibration)
     _set_words_calibration(made, words_calibration)
     _set_combined_std(made, combined_std)
+    _set_vector_share(made, vector_share)
     _set_unknown_words(made, unknown_words)
     _set_related_words(made, related_words)
     return made
@@ -190,12 +196,15 @@ def _class_vector(
 
 @dataclass(frozen=True, slots=True)
 class ClassCalibration:
-    """A class's scores on ordinary text, five numbers: the costly part of embedding a class
+    """A class's scores on ordinary text, six numbers: the costly part of embedding a class
     (each of its words against every background document), and all that a rebuild needs kept."""
 
     vector: Calibration
     words: Calibration
     combined_std: float
+    vector_share: float
+    """The averaged vector's share of the class's score (the model's ``vector_share``; word
+    matching has the rest): ``combined_std`` is the spread of that mix."""
 
 
 def embed_class(
@@ -240,7 +249,10 @@ def embed_classes(
     # Only the classes to calibrate are told apart by definition (the same class in two
     # guilds is calibrated once); a rebuild finds them all kept.
     fresh = {c.definition: c for c, found in zip(usable, kept, strict=True) if found is None}
-    computed = dict(zip(fresh, _calibrate(encoder.background, list(fresh.values())), strict=True))
+    share = encoder.vectors.vector_share
+    computed = dict(
+        zip(fresh, _calibrate(encoder.background, list(fresh.values()), share), strict=True)
+    )
     if calibrations is not None:
         for definition, calibration in computed.items():
             calibrations.put(definition, calibration)
@@ -273,6 +285,7 @@ class _Uncalibrated(NamedTuple):
             calibration.vector,
             calibration.words,
             calibration.combined_std,
+            calibration.vector_share,
             self.unknown_words,
             self.related_words,
         )
@@ -350,7 +363,9 @@ def _with_examples(
     )
 
 
-def _calibrate(background: Background, classes: Sequence[_Uncalibrated]) -> list[ClassCalibration]:
+def _calibrate(
+    background: Background, classes: Sequence[_Uncalibrated], vector_share: float
+) -> list[ClassCalibration]:
     """Each class's scores on the background documents, summed up. One pass of all the
     classes' vectors, and one of all their words, over the background; each class's columns
     are then taken on their own, so its numbers do not depend on the other classes."""
@@ -365,26 +380,29 @@ def _calibrate(background: Background, classes: Sequence[_Uncalibrated]) -> list
         # other classes.
         own_vector = np.ascontiguousarray(vector_scores[:, column])
         own_words = np.ascontiguousarray(best[:, end - len(cls.word_weights) : end])
-        calibrations.append(_summed_up(own_vector, own_words @ cls.word_weights))
+        calibrations.append(_summed_up(own_vector, own_words @ cls.word_weights, vector_share))
     return calibrations
 
 
 def _summed_up(
-    vector_scores: npt.NDArray[np.float32], word_scores: npt.NDArray[np.float32]
+    vector_scores: npt.NDArray[np.float32],
+    word_scores: npt.NDArray[np.float32],
+    vector_share: float,
 ) -> ClassCalibration:
     vector_calibration = Calibration.of(vector_scores)
     words_calibration = Calibration.of(word_scores)
     combined = (
-        0.5 * (vector_scores - vector_calibration.mean) / vector_calibration.std
-        + 0.5 * (word_scores - words_calibration.mean) / words_calibration.std
+        vector_share * (vector_scores - vector_calibration.mean) / vector_calibration.std
+        + (1 - vector_share) * (word_scores - words_calibration.mean) / words_calibration.std
     )
-    return ClassCalibration(vector_calibration, words_calibration, float(max(combined.std(), 1e-6)))
+    spread = float(max(combined.std(), 1e-6))
+    return ClassCalibration(vector_calibration, words_calibration, spread, vector_share)
 
 
 CALIBRATION_ENTRY_BYTES = 256
 """What one class's entry costs in a CalibrationCache (its key, its five numbers, the dict's
 slot and links): measured with tracemalloc, rounded up (tests/zsl/test_guild_cache.py)."""
-_NUMBERS = struct.Struct("<5d")  # exact: a Python float is a double
+_NUMBERS = struct.Struct("<6d")  # exact: a Python float is a double
 
 
 class CalibrationCache:
@@ -433,6 +451,7 @@ class CalibrationCache:
             calibration.words.mean,
             calibration.words.std,
             calibration.combined_std,
+            calibration.vector_share,
         )
         key = self._key(definition)
         with self._lock:
@@ -451,16 +470,19 @@ class CalibrationCache:
 
 
 def _unpacked(packed: bytes) -> ClassCalibration:
-    vector_mean, vector_std, words_mean, words_std, combined_std = _NUMBERS.unpack(packed)
+    vector_mean, vector_std, words_mean, words_std, combined_std, share = _NUMBERS.unpack(packed)
     return ClassCalibration(
-        Calibration(vector_mean, vector_std), Calibration(words_mean, words_std), combined_std
+        Calibration(vector_mean, vector_std),
+        Calibration(words_mean, words_std),
+        combined_std,
+        share,
     )
 
 
 def model_identity(encoder: Encoder) -> bytes:
     """A short digest of what decides a class's calibration besides its definition: the
-    model's name, shape and a fingerprint of its rows and counts, and the encoder's settings.
-    Cheap: a few dozen rows are read, not the whole (memory-mapped) table."""
+    model's name, shape, a fingerprint of its rows and counts, its vector share, and the
+    encoder's settings. Cheap: a few dozen rows are read, not the whole (memory-mapped) table."""
     vectors = encoder.vectors
     matrix = np.asarray(vectors.vectors)
     sample = matrix[:: max(1, len(matrix) // 64)]
@@ -471,7 +493,14 @@ def model_identity(encoder: Encoder) -> bytes:
             extra = np.asarray(extra)
             fingerprint = zlib.crc32(extra[:: max(1, len(extra) // 64)].tobytes(), fingerprint)
     text = json.dumps(
-        [vectors.name, list(matrix.shape), str(matrix.dtype), fingerprint, repr(encoder.config)]
+        [
+            vectors.name,
+            list(matrix.shape),
+            str(matrix.dtype),
+            fingerprint,
+            vectors.vector_share,
+            repr(encoder.config),
+        ]
     )
     return hashlib.blake2b(text.encode(), digest_size=32).digest()
 
@@ -587,7 +616,7 @@ class ClassSet:
     def __post_init__(self) -> None:
         count = len(self.classes)
         dim = self.classes[0].vector.shape[0] if count else 0
-        vector_mean, vector_std, words_mean, words_std, combined_std = (
+        vector_mean, vector_std, words_mean, words_std, combined_std, share = (
             np.array(
                 [
                     (
@@ -596,12 +625,13 @@ class ClassSet:
                         c.words_calibration.mean,
                         c.words_calibration.std,
                         c.combined_std,
+                        c.vector_share,
                     )
                     for c in self.classes
                 ],
                 dtype=np.float64,
             )
-            .reshape(count, 5)
+            .reshape(count, 6)
             .T
         )
         lengths = np.fromiter((len(c.word_weights) for c in self.classes), np.intp, count)
@@ -610,7 +640,7 @@ class ClassSet:
         word_weights = np.concatenate(
             [c.word_weights for c in self.classes] or [np.zeros(0, np.float32)]
         ).astype(np.float32, copy=False)  # a new array already: concatenate always copies
-        words_factor = 0.5 / (words_std * combined_std)
+        words_factor = (1 - share) / (words_std * combined_std)
         arrays: dict[str, npt.NDArray[Any]] = {
             "matrix": np.array([c.vector for c in self.classes], dtype=np.float32).reshape(
                 count, dim
@@ -620,10 +650,11 @@ class ClassSet:
             ).astype(np.float32, copy=False),
             "word_starts": starts,
             "word_class": np.repeat(np.arange(count, dtype=np.intp), lengths),
-            "vector_scale": (0.5 / (vector_std * combined_std)).astype(np.float32),
+            "vector_scale": (share / (vector_std * combined_std)).astype(np.float32),
             "word_weights": word_weights,
             "offset": (
-                0.5 * (vector_mean / vector_std + words_mean / words_std) / combined_std
+                (share * vector_mean / vector_std + (1 - share) * words_mean / words_std)
+                / combined_std
             ).astype(np.float32),
             "word_scale": (word_weights * np.repeat(words_factor, lengths)).astype(np.float32),
         }
@@ -643,6 +674,7 @@ class ClassSet:
                 c.vector_calibration,
                 c.words_calibration,
                 c.combined_std,
+                c.vector_share,
                 c.unknown_words,
                 c.related_words,
             )

@@ -32,7 +32,14 @@ async def server(fake: FakeDiscord, guild: int) -> tuple[int, int, int, int]:
 
 async def classes(fake: FakeDiscord, guild: int) -> None:
     await add_class(fake, guild, "bug", "crash error exception broken freeze bug")
-    await add_class(fake, guild, "question", "question how to help what why")
+    # Described as an admin would: "question how to help what why", a bag of function words,
+    # fitted the crash report at 0.44 with the refined default table (0.38 before it).
+    await add_class(
+        fake,
+        guild,
+        "question",
+        "asking how to do something, or why something works the way it does",
+    )
 
 
 async def autotag(fake: FakeDiscord, guild: int, **options: object) -> str:

@@ -162,7 +162,7 @@ def test_sums_of_segments_are_numpys_own_bit_for_bit() -> None:
 
 
 class TestCalibrationKeys:
-    NUMBERS = ClassCalibration(Calibration(0.1, 0.2), Calibration(0.3, 0.4), 0.5)
+    NUMBERS = ClassCalibration(Calibration(0.1, 0.2), Calibration(0.3, 0.4), 0.5, 0.7)
 
     def test_definitions_that_differ_only_where_their_parts_meet_never_share_a_key(
         self, tiny: WordVectors

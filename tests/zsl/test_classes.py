@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gc
 import tracemalloc
 
@@ -10,6 +11,7 @@ import zsl.embedding
 from zsl import ClassSet, Encoder, InvalidClassError, Limits, UnknownWordsError, WordVectors
 from zsl.bench import bench_classes
 from zsl.classes import ClassVector, embed_class, embed_classes, validate_class
+from zsl.classifier import calibrated_scores
 from zsl.errors import (
     ClassLimitError,
     ClassNotFoundError,
@@ -200,6 +202,7 @@ def exactly(cls: ClassVector) -> tuple[object, ...]:
         cls.vector_calibration,
         cls.words_calibration,
         cls.combined_std,
+        cls.vector_share,
         cls.unknown_words,
         cls.related_words,
     )
@@ -367,3 +370,25 @@ class TestSnapshotBytes:
         assert len(classes.words) > ClassSet.SHORTLIST_ABOVE
         assert classes.words.shape[1] < 2 * ClassSet.SHORTLIST_DIMS
         assert classes.heads is None
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9])
+def test_the_models_vector_share_weighs_the_two_views(tiny: WordVectors, share: float) -> None:
+    encoder = Encoder(dataclasses.replace(tiny, vector_share=share))
+    cls = embed_class(encoder, ClassDefinition("sports", "football goal team"))
+    text = encoder.encode("the team scored a late goal")
+
+    score = calibrated_scores([text], [ClassSet((cls,))])[0, 0]
+
+    # By hand: each view as a z-score on ordinary text, mixed by the share.
+    vector_z = (float(text.vector @ cls.vector) - cls.vector_calibration.mean) / (
+        cls.vector_calibration.std
+    )
+    best = (cls.word_vectors @ text.word_vectors.T).max(axis=1)
+    words_z = (float(best @ cls.word_weights) - cls.words_calibration.mean) / (
+        cls.words_calibration.std
+    )
+    assert cls.vector_share == share
+    assert score == pytest.approx(
+        (share * vector_z + (1 - share) * words_z) / cls.combined_std, rel=1e-4
+    )

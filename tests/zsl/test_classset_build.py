@@ -42,7 +42,7 @@ ARRAYS = (
 def reference(classes: tuple[ClassVector, ...]) -> dict[str, Any]:
     """What a set of ``classes`` holds, computed the plain way (the first implementation)."""
     dim = classes[0].vector.shape[0] if classes else 0
-    vector_mean, vector_std, words_mean, words_std, combined_std = (
+    vector_mean, vector_std, words_mean, words_std, combined_std, share = (
         np.array(
             [
                 (
@@ -51,16 +51,17 @@ def reference(classes: tuple[ClassVector, ...]) -> dict[str, Any]:
                     c.words_calibration.mean,
                     c.words_calibration.std,
                     c.combined_std,
+                    c.vector_share,
                 )
                 for c in classes
             ],
             dtype=np.float64,
         )
-        .reshape(len(classes), 5)
+        .reshape(len(classes), 6)
         .T
     )
     lengths = [len(c.word_weights) for c in classes]
-    words_factor = 0.5 / (words_std * combined_std)
+    words_factor = (1 - share) / (words_std * combined_std)
     arrays: dict[str, npt.NDArray[Any]] = {
         "matrix": np.array([c.vector for c in classes], dtype=np.float32).reshape(
             len(classes), dim
@@ -70,13 +71,13 @@ def reference(classes: tuple[ClassVector, ...]) -> dict[str, Any]:
         ).astype(np.float32),
         "word_starts": np.cumsum([0, *lengths[:-1]]).astype(np.intp)[: len(classes)],
         "word_class": np.repeat(np.arange(len(classes), dtype=np.intp), lengths),
-        "vector_scale": (0.5 / (vector_std * combined_std)).astype(np.float32),
+        "vector_scale": (share / (vector_std * combined_std)).astype(np.float32),
         "word_weights": np.concatenate(
             [c.word_weights for c in classes] or [np.zeros(0, np.float32)]
         ).astype(np.float32),
-        "offset": (0.5 * (vector_mean / vector_std + words_mean / words_std) / combined_std).astype(
-            np.float32
-        ),
+        "offset": (
+            (share * vector_mean / vector_std + (1 - share) * words_mean / words_std) / combined_std
+        ).astype(np.float32),
     }
     arrays["word_scale"] = (arrays["word_weights"] * np.repeat(words_factor, lengths)).astype(
         np.float32

@@ -19,6 +19,7 @@ from tests.conftest import TINY_WORDS, make_vectors
 from zsl import WordVectors, ZslError, load_vectors
 from zsl.cli import main
 from zsl.distill import (
+    REFINED_VECTOR_SHARE,
     distill,
     encode_words,
     quantise,
@@ -319,6 +320,8 @@ class TestRefine:
         assert encoder.seen[-3:] == corpus  # each text as it is, no template
         assert refined.vectors.tobytes() != plain.vectors.tobytes()
         assert refined.vectors.tobytes() == again.vectors.tobytes()
+        # The averaged vectors are what refining trains: a refined table gives them more say.
+        assert (plain.vector_share, refined.vector_share) == (0.5, REFINED_VECTOR_SHARE)
 
 
 class TestPieces:

@@ -5,6 +5,7 @@ the store is only watched (a spy counts what it is asked to read), never replace
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import tracemalloc
@@ -516,7 +517,7 @@ class TestKeptCalibrations:
         )
 
         assert cache.get(sports) == ClassCalibration(
-            kept.vector_calibration, kept.words_calibration, kept.combined_std
+            kept.vector_calibration, kept.words_calibration, kept.combined_std, kept.vector_share
         )
         assert [cache.get(v) for v in variants] == [None] * 3
         assert len(cache) == 1
@@ -524,12 +525,14 @@ class TestKeptCalibrations:
         assert model_identity(Encoder(tiny)) == identity  # the same model: the same key
         assert model_identity(Encoder(other_rows)) != identity  # same name and shape
         assert model_identity(Encoder(tiny, EncoderConfig(seed=1))) != identity
+        shared_differently = dataclasses.replace(tiny, vector_share=0.7)
+        assert model_identity(Encoder(shared_differently)) != identity
 
     async def test_kept_calibrations_stay_within_their_budget_measured_in_bytes(
         self, tiny: WordVectors
     ) -> None:
         encoder = Encoder(tiny)
-        numbers = ClassCalibration(Calibration(0.1, 0.2), Calibration(0.3, 0.4), 0.5)
+        numbers = ClassCalibration(Calibration(0.1, 0.2), Calibration(0.3, 0.4), 0.5, 0.7)
         small = CalibrationCache(encoder, 10 * CALIBRATION_ENTRY_BYTES + 100)
         for i in range(25):
             small.put(ClassDefinition(f"class {i}", "football"), numbers)

@@ -107,6 +107,25 @@ class TestMappedFiles:
         with pytest.raises(ModelError, match="corrupt"):
             load_vectors(tmp_path / "m.zslv")
 
+    def test_a_tables_vector_share_is_kept_in_its_file(self, tmp_path: Path) -> None:
+        matrix = np.ones((len(WORDS), 3), np.float32)
+        save_mapped(WORDS, matrix, tmp_path / "plain.zslv")
+        save_mapped(WORDS, matrix, tmp_path / "refined.zslv", vector_share=0.7)
+
+        assert load_vectors(tmp_path / "plain.zslv").vector_share == 0.5
+        assert load_vectors(tmp_path / "refined.zslv").vector_share == 0.7
+        assert load_vectors().vector_share == 0.7  # the shipped table is refined
+
+    @pytest.mark.parametrize("share", [0.0, 1.0, 1.5])
+    def test_a_vector_share_out_of_range_is_reported_as_corrupt(
+        self, tmp_path: Path, share: float
+    ) -> None:
+        matrix = np.ones((len(WORDS), 3), np.float32)
+        save_mapped(WORDS, matrix, tmp_path / "m.zslv", vector_share=share)
+
+        with pytest.raises(ModelError, match="corrupt"):
+            load_vectors(tmp_path / "m.zslv")
+
     def test_the_default_model_loads_without_importing_gensim(
         self, default_model: WordVectors
     ) -> None:

@@ -36,6 +36,11 @@ MAPPED_MAGIC = b"ZSLVEC\x00\x01"
 _ALIGN = 64
 
 
+DEFAULT_VECTOR_SHARE = 0.5
+"""The averaged vectors' cosine and word matching weigh the same in a class's score: best for
+word vectors that were never trained on sentences (GloVe, a table distilled word by word)."""
+
+
 @dataclass(frozen=True, eq=False)
 class WordVectors:
     """A read-only word-vector model: row ``i`` of ``vectors`` belongs to ``words[i]``.
@@ -54,6 +59,10 @@ class WordVectors:
         default=None, repr=False
     )
     scales: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    vector_share: float = DEFAULT_VECTOR_SHARE
+    """How much of a class's score the averaged vectors' cosine carries (word matching has the
+    rest): a table refined on sentences (``zsl distill --corpus``) is trained for exactly that
+    cosine and says so in its file."""
     tables_dir: Path | None = field(default=None, repr=False)
     """Where tables computed from this model (the encoder's) are kept for the next process to
     map instead of computing them again; None: each process computes its own. Named after the
@@ -222,12 +231,14 @@ def save_mapped(
     *,
     scales: npt.NDArray[Any] | None = None,
     pieces_from: int | None = None,
+    vector_share: float = DEFAULT_VECTOR_SHARE,
 ) -> None:
     """Write ``words`` (row order, unique) and ``matrix`` in our memory-mappable format.
 
     ``matrix`` is float32, or int8 with ``scales`` (row ``i`` is ``matrix[i] * scales[i]``).
     ``pieces_from`` marks a table whose rows from there on are WordPiece continuation pieces
-    (``##zone``), from which unknown words are built. The bytes
+    (``##zone``), from which unknown words are built; ``vector_share`` is kept when it is not
+    the default (see :attr:`WordVectors.vector_share`). The bytes
     depend only on the arguments, so equal inputs give identical files. Written to a temporary
     file next to ``target``, flushed, then renamed over it: a crash never leaves a half-written
     model under the real name.
@@ -259,6 +270,8 @@ def save_mapped(
         if not all(w.startswith("##") for w in words[pieces_from:]):
             raise ValueError("every row from pieces_from on must be a ## piece")
         header["pieces_from"] = pieces_from
+    if vector_share != DEFAULT_VECTOR_SHARE:
+        header["vector_share"] = vector_share
     text = json.dumps(header).encode()
     start = _data_start(len(text))
     target = Path(target)
@@ -333,6 +346,7 @@ def open_mapped(path: Path, name: str) -> WordVectors:
             or v_dtype not in (np.dtype("<f4"), np.int8)
             or quantised != ("scales" in layout)
             or not 0 <= int(header.get("pieces_from", 0)) <= count
+            or not 0 < float(header.get("vector_share", DEFAULT_VECTOR_SHARE)) < 1
         ):
             raise ValueError("inconsistent header")
     except (KeyError, TypeError, ValueError) as exc:
@@ -358,7 +372,12 @@ def open_mapped(path: Path, name: str) -> WordVectors:
             blob[ends[i] : ends[i + 1]].decode("utf-8", "surrogatepass"): i for i in range(count)
         }
     model = WordVectors(
-        name=name, vectors=vectors, key_to_index=vocabulary, counts=counts, scales=scales
+        name=name,
+        vectors=vectors,
+        key_to_index=vocabulary,
+        counts=counts,
+        scales=scales,
+        vector_share=float(header.get("vector_share", DEFAULT_VECTOR_SHARE)),
     )
     if "pieces_from" not in header:
         return model
