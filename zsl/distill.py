@@ -234,7 +234,7 @@ REFINE_BATCH = 256
 REFINED_VECTOR_SHARE = 0.7
 """The averaged vectors' share of a class's score in a refined table (its file keeps it; see
 ``WordVectors.vector_share``). Chosen among 0.5, 0.7 and 0.85 on the shared sets pooled: 0.7
-gave names only 62.3 against 61.2 at 0.5, described 71.5 against 70.9; GloVe loses 2 points
+gave names only 62.4 against 61.2 at 0.5, described 71.5 against 70.9; GloVe loses 2 points
 names only at 0.7, so only refined tables say so."""
 _ADAM = (0.9, 0.999, 1e-8)
 
