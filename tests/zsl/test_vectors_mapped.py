@@ -117,11 +117,19 @@ class TestMappedFiles:
         assert load_vectors().vector_share == 0.7  # the shipped table is refined
 
     @pytest.mark.parametrize("share", [0.0, 1.0, 1.5])
-    def test_a_vector_share_out_of_range_is_reported_as_corrupt(
+    def test_a_vector_share_out_of_range_is_refused_written_and_read(
         self, tmp_path: Path, share: float
     ) -> None:
         matrix = np.ones((len(WORDS), 3), np.float32)
-        save_mapped(WORDS, matrix, tmp_path / "m.zslv", vector_share=share)
+        with pytest.raises(ValueError, match="vector_share"):
+            save_mapped(WORDS, matrix, tmp_path / "bad.zslv", vector_share=share)
+        assert not (tmp_path / "bad.zslv").exists()
+        save_mapped(WORDS, matrix, tmp_path / "m.zslv", vector_share=0.7)
+        data = (tmp_path / "m.zslv").read_bytes()
+        # The same header length: only the number's three characters change.
+        (tmp_path / "m.zslv").write_bytes(
+            data.replace(b'"vector_share": 0.7', b'"vector_share": %.1f' % share, 1)
+        )
 
         with pytest.raises(ModelError, match="corrupt"):
             load_vectors(tmp_path / "m.zslv")

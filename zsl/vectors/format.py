@@ -270,6 +270,8 @@ def save_mapped(
         if not all(w.startswith("##") for w in words[pieces_from:]):
             raise ValueError("every row from pieces_from on must be a ## piece")
         header["pieces_from"] = pieces_from
+    if not 0 < vector_share < 1:
+        raise ValueError("vector_share must be between 0 and 1, both excluded")
     if vector_share != DEFAULT_VECTOR_SHARE:
         header["vector_share"] = vector_share
     text = json.dumps(header).encode()
@@ -346,7 +348,7 @@ def open_mapped(path: Path, name: str) -> WordVectors:
             or v_dtype not in (np.dtype("<f4"), np.int8)
             or quantised != ("scales" in layout)
             or not 0 <= int(header.get("pieces_from", 0)) <= count
-            or not 0 < float(header.get("vector_share", DEFAULT_VECTOR_SHARE)) < 1
+            or not 0 < (vector_share := float(header.get("vector_share", DEFAULT_VECTOR_SHARE))) < 1
         ):
             raise ValueError("inconsistent header")
     except (KeyError, TypeError, ValueError) as exc:
@@ -377,7 +379,7 @@ def open_mapped(path: Path, name: str) -> WordVectors:
         key_to_index=vocabulary,
         counts=counts,
         scales=scales,
-        vector_share=float(header.get("vector_share", DEFAULT_VECTOR_SHARE)),
+        vector_share=vector_share,
     )
     if "pieces_from" not in header:
         return model

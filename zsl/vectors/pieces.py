@@ -51,6 +51,17 @@ def split(
     return pieces
 
 
+def piece_rows(
+    word: str, words: Mapping[str, int], continuations: Mapping[str, int]
+) -> list[int] | None:
+    """The rows of ``word``'s pieces, as the teacher's tokenizer splits it; ``None`` when it is
+    not a word (a part no piece covers, or more than half single characters)."""
+    pieces = split(normalise(word), words, continuations)
+    if not pieces or 2 * sum(length == 1 for _, length in pieces) > len(pieces):
+        return None
+    return [row for row, _ in pieces]
+
+
 def wordpiece_vector(
     rows: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float32]],
     words: Mapping[str, int],
@@ -58,10 +69,10 @@ def wordpiece_vector(
     word: str,
 ) -> npt.NDArray[np.float32]:
     """The mean of ``word``'s pieces' vectors, read-only; empty when it is not a word."""
-    pieces = split(normalise(word), words, continuations)
-    if not pieces or 2 * sum(length == 1 for _, length in pieces) > len(pieces):
+    pieces = piece_rows(word, words, continuations)
+    if pieces is None:
         return np.zeros(0, dtype=np.float32)
-    index = np.asarray([row for row, _ in pieces], dtype=np.intp)
+    index = np.asarray(pieces, dtype=np.intp)
     vector = np.asarray(rows(index).mean(axis=0), dtype=np.float32)
     vector.flags.writeable = False  # callers may share it (it is remembered)
     return vector
