@@ -279,6 +279,18 @@ def test_a_text_of_many_distinct_words_is_shortlisted_correctly(
     assert _names(results) == _exact_top([text], classes, 3)[0]
 
 
+def test_a_text_of_function_words_only_is_shortlisted_with_all_of_them(
+    large: tuple[Encoder, ClassSet, list[Encoded]],
+) -> None:
+    encoder, classes, _ = large
+    text = encoder.encode("and it was the one that is not for you, of all")
+    assert text.weights.max() < SHORTLISTED.shortlist_min_weight  # no telling word
+
+    results = rank_encoded([text], classes, 3, None, SHORTLISTED)
+
+    assert _names(results) == _exact_top([text], classes, 3)[0]
+
+
 def test_tied_classes_rank_the_earlier_first_when_shortlisted(
     large: tuple[Encoder, ClassSet, list[Encoded]],
 ) -> None:
