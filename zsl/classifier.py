@@ -202,7 +202,7 @@ def _shortlisted(
     dims = cfg.shortlist_dims
     heads = classes.heads_on(dims)  # dims x class words, kept by a set this large
     vectors = np.stack([e.vector for e in encoded])
-    cosines = vectors @ classes.matrix.T  # exact: a fifth of the time, most of the score
+    cosines = vectors @ classes.matrix.T  # exact: a quarter of the time, most of the score
     estimate = np.empty((len(encoded), heads.shape[1]), np.float32)
     for i, text in enumerate(encoded):
         telling = text.weights >= cfg.shortlist_min_weight

@@ -182,7 +182,7 @@ class Encoder:
         self.vectors = vectors
         self.config = config or EncoderConfig()
         probability = _word_probabilities(vectors)
-        self._weights = frequency_weights(vectors, self.config.sif_a)
+        self._weights = _sif_weights(probability, self.config.sif_a)
         self._common = np.zeros((0, vectors.dim), dtype=np.float32)
         self._offset = np.zeros(vectors.dim, dtype=np.float32)
         self._found: dict[str, int] = {}
@@ -699,7 +699,11 @@ def _by_position(
 def frequency_weights(vectors: WordVectors, sif_a: float) -> npt.NDArray[np.float32]:
     """Each row's smooth inverse frequency weight, ``a / (a + p(w))``: what a word weighs in a
     text's average (``zsl distill`` refines a table with the same weights)."""
-    return (sif_a / (sif_a + _word_probabilities(vectors))).astype(np.float32)
+    return _sif_weights(_word_probabilities(vectors), sif_a)
+
+
+def _sif_weights(probability: npt.NDArray[np.float64], sif_a: float) -> npt.NDArray[np.float32]:
+    return (sif_a / (sif_a + probability)).astype(np.float32)
 
 
 def _word_probabilities(vectors: WordVectors) -> npt.NDArray[np.float64]:
